@@ -1,0 +1,11 @@
+"""avgpolicy: decide, field by field, which student data may go to which partner under the AVG."""
+
+__version__ = "0.1.0"
+
+from .errors import Diagnostic as Diagnostic
+from .errors import PolicyError as PolicyError
+from .loader import load as load
+from .loader import loads as loads
+from .policy import Policy as Policy
+
+__all__ = ["Diagnostic", "Policy", "PolicyError", "__version__", "load", "loads"]

@@ -1,0 +1,358 @@
+"""AST nodes produced by the parser for the checker, the interpreter and the compiler.
+
+Every node is an immutable attrs class. Its ``span`` (file, line, column, end line,
+end column) is left out of equality, hashing and repr, so two policies that say the
+same thing compare equal wherever they were written.
+
+Names (of datasets, fields, partners, ...) are kept as ``Name`` nodes where the
+checker must be able to point at them, and as plain strings elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from typing import Any
+from typing import Literal as TLiteral
+
+import attrs
+
+from .source import Span
+
+_span = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+
+
+class Node:
+    """Base of all nodes: child iteration and a ``visit_<ClassName>`` visitor protocol."""
+
+    span: Span | None
+
+    def children(self) -> Iterator[Node]:
+        for a in attrs.fields(type(self)):  # type: ignore[arg-type]
+            value = getattr(self, a.name)
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, tuple):
+                for item in value:
+                    if isinstance(item, Node):
+                        yield item
+
+    def walk(self) -> Iterator[Node]:
+        """This node and every node below it, depth first (iterative: deep trees are safe)."""
+        stack: list[Node] = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(list(node.children())))
+
+    def find_all(self, kind: type[Any]) -> Iterator[Any]:
+        return (n for n in self.walk() if isinstance(n, kind))
+
+
+class NodeVisitor:
+    """Dispatches ``visit(node)`` to ``visit_<ClassName>``; falls back to ``generic_visit``."""
+
+    def visit(self, node: Node) -> Any:
+        method = getattr(self, f"visit_{type(node).__name__}", self.generic_visit)
+        return method(node)
+
+    def generic_visit(self, node: Node) -> Any:
+        for child in node.children():
+            self.visit(child)
+        return None
+
+
+@attrs.frozen
+class Name(Node):
+    """An identifier as written, with its location."""
+
+    value: str
+    span: Span | None = _span
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# ---------------------------------------------------------------------------
+# Catalogue, partners, purposes, consent topics
+
+@attrs.frozen
+class FieldDecl(Node):
+    """``NAME TYPE SENSITIVITY`` inside a dataset; type and sensitivity are checked later."""
+
+    name: Name
+    type: Name
+    sensitivity: Name
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Dataset(Node):
+    name: Name
+    title: str | None
+    subject: bool
+    fields: tuple[FieldDecl, ...]
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Window(Node):
+    """``valid from DATE until DATE``; both ends inclusive whole local days, either may be open."""
+
+    start: datetime.date | None
+    end: datetime.date | None
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Agreement(Node):
+    reference: str
+    window: Window
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Partner(Node):
+    name: Name
+    title: str | None
+    agreements: tuple[Agreement, ...]
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Purpose(Node):
+    name: Name
+    title: str | None
+    span: Span | None = _span
+
+
+@attrs.frozen
+class ConsentTopic(Node):
+    name: Name
+    title: str | None
+    reconfirm_at_16: bool
+    span: Span | None = _span
+
+
+# ---------------------------------------------------------------------------
+# Rules
+
+@attrs.frozen
+class Selector(Node):
+    """``IDS``, ``*`` or ``* except IDS`` (``everything`` is True for the last two)."""
+
+    everything: bool
+    names: tuple[Name, ...]
+    span: Span | None = _span
+
+    def matches(self, value: str) -> bool:
+        listed = any(n.value == value for n in self.names)
+        return not listed if self.everything else listed
+
+
+@attrs.frozen
+class FieldRef(Node):
+    """``dataset.field`` (with an optional transform name) or ``dataset.*`` (field is ``"*"``).
+
+    ``dataset.{a, b}`` is written out by the parser as one FieldRef per field.
+    """
+
+    dataset: Name
+    field: Name
+    transform: Name | None = None
+    span: Span | None = _span
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset.value}.{self.field.value}"
+
+
+@attrs.frozen
+class Basis(Node):
+    """A legal basis: ``kind`` is the name as written; ``topic`` is set for ``consent(TOPIC)``."""
+
+    kind: Name
+    topic: Name | None = None
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Duration(Node):
+    amount: int
+    unit: Name
+    span: Span | None = _span
+
+
+Effect = TLiteral["permit", "forbid"]
+
+
+@attrs.frozen
+class Rule(Node):
+    """A ``permit`` or ``forbid`` rule. A clause that was not written is None.
+
+    ``clauses`` maps each clause keyword written to the span of the whole clause,
+    so the checker can point at a clause that is missing or not allowed.
+    """
+
+    effect: Effect
+    name: Name
+    partner: Selector | None
+    purpose: Selector | None
+    fields: tuple[FieldRef, ...] | None
+    basis: Basis | None
+    art9: Name | None
+    condition: Expr | None
+    window: Window | None
+    retain: Duration | None
+    note: str | None
+    clauses: tuple[tuple[str, Span], ...] = attrs.field(default=(), eq=False, repr=False)
+    span: Span | None = _span
+
+    def clause_span(self, keyword: str) -> Span | None:
+        for k, s in self.clauses:
+            if k == keyword:
+                return s
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Conditions (``students where ...``)
+
+LiteralValue = str | int | bool | datetime.date
+LiteralType = TLiteral["text", "int", "bool", "date"]
+
+
+@attrs.frozen
+class Literal(Node):
+    value: LiteralValue
+    type: LiteralType
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Ref(Node):
+    """A field of the subject dataset, or the built-in ``age``."""
+
+    name: str
+    span: Span | None = _span
+
+
+Operand = Literal | Ref
+CompareOp = TLiteral["==", "!=", "<", "<=", ">", ">="]
+
+
+@attrs.frozen
+class Compare(Node):
+    op: CompareOp
+    left: Operand
+    right: Operand
+    span: Span | None = _span
+
+
+@attrs.frozen
+class InList(Node):
+    """``x in [a, b]`` / ``x not in [a, b]``."""
+
+    operand: Operand
+    values: tuple[Literal, ...]
+    negated: bool = False
+    span: Span | None = _span
+
+
+@attrs.frozen
+class InRange(Node):
+    """``x in low..high`` / ``x not in low..high``: inclusive integer or date range."""
+
+    operand: Operand
+    low: Literal
+    high: Literal
+    negated: bool = False
+    span: Span | None = _span
+
+
+@attrs.frozen
+class InSet(Node):
+    """``VALUE in SETFIELD`` / ``VALUE not in SETFIELD``: membership in a ``set`` field."""
+
+    element: Operand
+    container: Ref
+    negated: bool = False
+    span: Span | None = _span
+
+
+@attrs.frozen
+class And(Node):
+    items: tuple[Expr, ...]
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Or(Node):
+    items: tuple[Expr, ...]
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Not(Node):
+    operand: Expr
+    span: Span | None = _span
+
+
+Expr = Compare | InList | InRange | InSet | And | Or | Not
+
+
+# ---------------------------------------------------------------------------
+# Tests written by policy authors
+
+@attrs.frozen
+class ConsentGiven(Node):
+    """``consent TOPIC by parent|student on DATE [withdrawn DATE]`` in a test."""
+
+    topic: Name
+    by: Name
+    given: datetime.date
+    withdrawn: datetime.date | None
+    span: Span | None = _span
+
+
+@attrs.frozen
+class StudentValue(Node):
+    """One ``key: value`` of a test's student; a list literal becomes a frozenset value."""
+
+    key: Name
+    value: LiteralValue | frozenset[str]
+    type: str
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Expect(Node):
+    allow: bool
+    fields: tuple[FieldRef, ...]
+    because: Name | None
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Test(Node):
+    name: Name
+    at: datetime.date | datetime.datetime | None
+    partner: Name | None
+    purpose: Name | None
+    student: tuple[StudentValue, ...]
+    consents: tuple[ConsentGiven, ...]
+    expects: tuple[Expect, ...]
+    clauses: tuple[tuple[str, Span], ...] = attrs.field(default=(), eq=False, repr=False)
+    span: Span | None = _span
+
+
+Declaration = Dataset | Partner | Purpose | ConsentTopic | Rule | Test
+
+
+@attrs.frozen
+class File(Node):
+    """One parsed ``.avg`` file."""
+
+    name: str
+    declarations: tuple[Declaration, ...]
+    span: Span | None = _span

@@ -1,0 +1,606 @@
+"""Parser: .avg text -> nodes, with located syntax diagnostics and recovery per declaration.
+
+A file is first cut into its top-level declarations (``dataset``, ``partner``,
+``purpose``, ``consent``, ``permit``, ``forbid``, ``test``); each is parsed on its
+own by Lark's LALR(1) parser, so one syntax error costs one declaration and the
+rest of the file is still checked. Parse trees become nodes through an iterative
+(bottom-up) transform, so no nesting depth can exhaust the Python stack; conditions
+nested deeper than ``MAX_DEPTH`` are reported instead.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import threading
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import nodes as n
+from .errors import Diagnostic
+from .source import Source, Span
+
+#: Conditions nested deeper than this (parentheses, ``not``, ``and``/``or``) are an error.
+MAX_DEPTH = 64
+
+DECLARATION_KEYWORDS = ("dataset", "partner", "purpose", "consent", "permit", "forbid", "test")
+# These never start a clause, so a line that begins with one starts a new declaration
+# even when the previous one is missing its closing brace.
+_ALWAYS_TOP = frozenset({"dataset", "permit", "forbid", "test"})
+
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_UNESCAPE_RE = re.compile(r"\\([\"\\])")
+_COMMENT_RE = re.compile(r"#[^\n]*")
+
+_parser_lock = threading.Lock()
+_parser: Lark | None = None
+
+
+def grammar_text() -> str:
+    """The grammar, from the installed package or, in a source checkout, from ``grammar/``."""
+    try:
+        return resources.files("avgpolicy").joinpath("_data/avg.lark").read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        here = Path(__file__).resolve().parent.parent / "grammar" / "avg.lark"
+        return here.read_text(encoding="utf-8")
+
+
+def get_parser(*, strict: bool = False) -> Lark:
+    """The shared LALR parser, built on first use (``strict=True`` builds a fresh, checked one)."""
+    global _parser
+    if strict:
+        return _build(strict=True)
+    if _parser is None:
+        with _parser_lock:
+            if _parser is None:
+                _parser = _build(strict=False)
+    return _parser
+
+
+def _build(*, strict: bool) -> Lark:
+    return Lark(grammar_text(), parser="lalr", lexer="contextual", propagate_positions=True,
+                start=["start", "declaration"], strict=strict, maybe_placeholders=False)
+
+
+def keywords() -> frozenset[str]:
+    """Every reserved word: the grammar's keywords that look like identifiers."""
+    out = set()
+    for term in get_parser().terminals:
+        pattern = term.pattern
+        if pattern.type == "str" and _IDENT_RE.fullmatch(pattern.value):
+            out.add(pattern.value)
+    return frozenset(out)
+
+
+# ---------------------------------------------------------------------------
+# Cutting a file into declarations
+
+def split_declarations(text: str) -> Iterator[tuple[int, int, int]]:
+    """Yield ``(start_offset, end_offset, first_line)`` of each top-level declaration.
+
+    The scan knows strings and comments. A declaration keyword at the start of a
+    line begins a new chunk when the braces are balanced, and ``dataset``,
+    ``permit``, ``forbid`` and ``test`` always do. Text before the first keyword
+    forms a chunk of its own (it is a syntax error unless it is blank).
+    """
+    starts: list[tuple[int, int]] = [(0, 1)]
+    depth = 0
+    line = 1
+    i = 0
+    length = len(text)
+    at_line_start = True
+    while i < length:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+            at_line_start = True
+            i += 1
+            continue
+        if ch in " \t\r\f\v":
+            i += 1
+            continue
+        if at_line_start:
+            at_line_start = False
+            m = _IDENT_RE.match(text, i)
+            if m and m.group() in DECLARATION_KEYWORDS and (depth <= 0 or m.group() in _ALWAYS_TOP):
+                line_start = text.rfind("\n", 0, i) + 1
+                if line_start > starts[-1][0]:
+                    starts.append((line_start, line))
+                else:
+                    starts[-1] = (line_start, line)
+                depth = 0
+        if ch == "#":
+            j = text.find("\n", i)
+            i = length if j < 0 else j
+            continue
+        if ch == '"':
+            j = i + 1
+            while j < length and text[j] != '"':
+                if text[j] == "\\" and j + 1 < length:
+                    j += 1
+                if text[j] == "\n":
+                    line += 1
+                j += 1
+            i = j + 1
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        i += 1
+    for k, (start, first_line) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else length
+        if _COMMENT_RE.sub("", text[start:end]).strip():
+            yield start, end, first_line
+
+
+# ---------------------------------------------------------------------------
+# Describing what the parser expected, in words
+
+_TERMINAL_WORDS = {
+    "IDENT": "a name", "STRING": "a string", "INT": "an integer", "DATE": "a date (YYYY-MM-DD)",
+    "DATETIME": "a date and time (YYYY-MM-DDTHH:MM)", "COMPARE": "a comparison (== != < <= > >=)",
+    "$END": "the end of the declaration",
+}
+
+
+def describe_terminal(name: str, lark: Lark | None = None) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    lark = lark or get_parser()
+    for term in lark.terminals:
+        if term.name == name and term.pattern.type == "str":
+            return f"`{term.pattern.value}`"
+    return name.lower()
+
+
+def describe_expected(expected: set[str] | frozenset[str]) -> str:
+    words = sorted({describe_terminal(t) for t in expected})
+    if not words:
+        return "nothing more"
+    if len(words) == 1:
+        return words[0]
+    return "one of " + ", ".join(words)
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the declaration"
+    return f"`{token.value}`"
+
+
+# ---------------------------------------------------------------------------
+# Parsing
+
+
+class _FileParser:
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+        self.reserved = keywords()
+        self._line_offset = 0
+
+    # -- helpers ----------------------------------------------------------
+    def span(self, meta: Any) -> Span | None:
+        if meta is None or getattr(meta, "empty", True):
+            return None
+        return Span(self.source.file, meta.line + self._line_offset, meta.column,
+                    meta.end_line + self._line_offset, meta.end_column)
+
+    def token_span(self, tok: Token) -> Span:
+        return Span(self.source.file, (tok.line or 1) + self._line_offset, tok.column or 1,
+                    (tok.end_line or tok.line or 1) + self._line_offset,
+                    tok.end_column or (tok.column or 1) + 1)
+
+    def error(self, span: Span | None, code: str, message: str, help: str | None = None) -> None:
+        span = span or Span(self.source.file, 1, 1, 1, 2)
+        self.diagnostics.append(Diagnostic.at(span, code, message, help=help))
+
+    # -- driver -----------------------------------------------------------
+    def parse(self) -> n.File:
+        text = self.source.text
+        decls: list[n.Declaration] = []
+        lark = get_parser()
+        for start, end, first_line in split_declarations(text):
+            chunk = text[start:end]
+            self._line_offset = first_line - 1
+            try:
+                tree = lark.parse(chunk, start="declaration")
+            except UnexpectedInput as exc:
+                self._syntax_error(exc, chunk)
+                continue
+            decl = self._transform(tree)
+            if decl is not None:
+                decls.append(decl)
+        return n.File(self.source.file, tuple(decls),
+                      span=Span(self.source.file, 1, 1, max(1, text.count("\n") + 1), 1))
+
+    def _syntax_error(self, exc: UnexpectedInput, chunk: str) -> None:
+        if isinstance(exc, UnexpectedCharacters):
+            span = Span(self.source.file, exc.line + self._line_offset, exc.column,
+                        exc.line + self._line_offset, exc.column + 1)
+            ch = chunk[exc.pos_in_stream] if exc.pos_in_stream < len(chunk) else ""
+            if ch == '"':
+                self.error(span, "E002", "unterminated string or bad escape",
+                           help='close the string with `"`; inside a string only `\\"` and `\\\\` are escapes')
+            else:
+                expected = describe_expected(frozenset(exc.allowed or ()))
+                self.error(span, "E002", f"unexpected character `{ch}`; expected {expected}",
+                           help="remove the character or put the text in double quotes")
+            return
+        if isinstance(exc, UnexpectedToken):
+            tok = exc.token
+            allowed = set(exc.expected or exc.accepts or ())
+            if "$END" in allowed:  # a new declaration would start a new chunk anyway
+                allowed -= {t.upper() for t in DECLARATION_KEYWORDS}
+            expected = describe_expected(frozenset(allowed))
+            if tok.type == "$END":
+                span = self._end_span(chunk)
+                self.error(span, "E001", f"declaration ends too early; expected {expected}",
+                           help="complete the declaration (a missing `}`?)")
+            else:
+                span = self.token_span(tok)
+                what = _describe_token(tok)
+                hint = None
+                if tok.type == "IDENT" or (tok.value in self.reserved and tok.type != "IDENT"):
+                    hint = "check the spelling and the order of the words here"
+                self.error(span, "E001", f"unexpected {what}; expected {expected}", help=hint)
+            return
+        if isinstance(exc, UnexpectedEOF):
+            expected = describe_expected(frozenset(exc.expected or ()))
+            self.error(self._end_span(chunk), "E001", f"declaration ends too early; expected {expected}",
+                       help="complete the declaration (a missing `}`?)")
+            return
+        self.error(None, "E001", f"syntax error: {exc}")  # pragma: no cover - lark has no other kinds
+
+    def _end_span(self, chunk: str) -> Span:
+        stripped = chunk.rstrip()
+        line = stripped.count("\n") + 1 + self._line_offset
+        col = len(stripped) - (stripped.rfind("\n") + 1)
+        return Span(self.source.file, line, max(1, col), line, max(2, col + 1))
+
+    # -- tree -> nodes (iterative, bottom-up) -------------------------------
+    def _transform(self, tree: Tree) -> n.Declaration | None:
+        results: dict[int, Any] = {}
+        depth: dict[int, int] = {}
+        too_deep = False
+        for sub in tree.iter_subtrees():
+            if sub.data in _EXPR_RULES:
+                inner = max((depth.get(id(c), 0) for c in sub.children if isinstance(c, Tree)), default=0)
+                # `(x)` and a one-armed and/or add no level of their own
+                passthrough = sub.data in ("or_", "and_") and len(sub.children) == 1
+                depth[id(sub)] = inner if passthrough else inner + 1
+                if depth[id(sub)] > MAX_DEPTH:
+                    too_deep = True
+                    results[id(sub)] = None
+                    continue
+            elif sub.data == "students_clause" and too_deep:
+                too_deep = False
+                self.error(self.span(sub.meta), "E005",
+                           f"condition nested too deeply (more than {MAX_DEPTH} levels)",
+                           help="split the condition or remove redundant parentheses and `not`s")
+                results[id(sub)] = ("students", self.span(sub.meta), None)
+                continue
+            kids = [results[id(c)] if isinstance(c, Tree) else c for c in sub.children]
+            method: Callable[..., Any] = getattr(self, f"t_{sub.data}")
+            results[id(sub)] = method(sub.meta, kids)
+        return results[id(tree)]
+
+    # terminals
+    def t_name(self, meta: Any, kids: list[Token]) -> n.Name:
+        tok = kids[0]
+        span = self.token_span(tok)
+        if tok.value in self.reserved:
+            self.error(span, "E004", f"`{tok.value}` is a keyword and cannot be used as a name",
+                       help="choose another name, e.g. add a prefix or suffix")
+        return n.Name(str(tok.value), span=span)
+
+    def string(self, tok: Token) -> str:
+        return _UNESCAPE_RE.sub(r"\1", tok.value[1:-1])
+
+    def date(self, tok: Token) -> datetime.date | None:
+        try:
+            return datetime.date.fromisoformat(tok.value)
+        except ValueError:
+            self.error(self.token_span(tok), "E003", f"`{tok.value}` is not a valid date",
+                       help="write a calendar date as YYYY-MM-DD, e.g. 2025-08-01")
+            return None
+
+    def integer(self, tok: Token) -> int:
+        try:
+            return int(tok.value)
+        except ValueError:
+            self.error(self.token_span(tok), "E007", "integer literal is too long",
+                       help="use an integer of at most 4,000 digits")
+            return 0
+
+    # catalogue
+    def t_dataset(self, meta: Any, kids: list[Any]) -> n.Dataset:
+        name = kids[0]
+        title = next((self.string(k) for k in kids if isinstance(k, Token) and k.type == "STRING"), None)
+        subject = any(isinstance(k, Token) and k.type == "SUBJECT" for k in kids)
+        fields = tuple(k for k in kids if isinstance(k, n.FieldDecl))
+        return n.Dataset(name, title, subject, fields, span=self.span(meta))
+
+    def t_field_decl(self, meta: Any, kids: list[n.Name]) -> n.FieldDecl:
+        return n.FieldDecl(kids[0], kids[1], kids[2], span=self.span(meta))
+
+    def t_partner(self, meta: Any, kids: list[Any]) -> n.Partner:
+        title = next((self.string(k) for k in kids if isinstance(k, Token) and k.type == "STRING"), None)
+        agreements = tuple(k for k in kids if isinstance(k, n.Agreement))
+        return n.Partner(kids[0], title, agreements, span=self.span(meta))
+
+    def t_agreement(self, meta: Any, kids: list[Any]) -> n.Agreement:
+        return n.Agreement(self.string(kids[0]), kids[1], span=self.span(meta))
+
+    def t_purpose(self, meta: Any, kids: list[Any]) -> n.Purpose:
+        title = self.string(kids[1]) if len(kids) > 1 else None
+        return n.Purpose(kids[0], title, span=self.span(meta))
+
+    def t_consent_topic(self, meta: Any, kids: list[Any]) -> n.ConsentTopic:
+        title = next((self.string(k) for k in kids if isinstance(k, Token) and k.type == "STRING"), None)
+        reconfirm = any(isinstance(k, Token) and k.type == "RECONFIRM" for k in kids)
+        return n.ConsentTopic(kids[0], title, reconfirm, span=self.span(meta))
+
+    def t_window(self, meta: Any, kids: list[Any]) -> n.Window:
+        start = end = None
+        for kind, value in kids:
+            if kind == "from":
+                start = value
+            else:
+                end = value
+        return n.Window(start, end, span=self.span(meta))
+
+    def t_window_from(self, meta: Any, kids: list[Token]) -> tuple[str, datetime.date | None]:
+        return ("from", self.date(kids[0]))
+
+    def t_window_until(self, meta: Any, kids: list[Token]) -> tuple[str, datetime.date | None]:
+        return ("until", self.date(kids[0]))
+
+    # rules
+    def t_rule(self, meta: Any, kids: list[Any]) -> n.Rule:
+        effect = kids[0].value
+        name = kids[1]
+        seen: dict[str, Any] = {}
+        spans: list[tuple[str, Span]] = []
+        for keyword, span, value in kids[2:]:
+            if keyword in seen:
+                self.error(span, "E006", f"clause `{keyword}` appears more than once in rule `{name}`",
+                           help=f"merge the two `{keyword}` clauses into one")
+                continue
+            seen[keyword] = value
+            spans.append((keyword, span))
+        return n.Rule(effect, name, seen.get("partner"), seen.get("purpose"), seen.get("fields"),
+                      seen.get("basis"), seen.get("art9"), seen.get("students"), seen.get("valid"),
+                      seen.get("retain"), seen.get("note"), clauses=tuple(spans), span=self.span(meta))
+
+    def _clause(self, keyword: str, meta: Any, value: Any) -> tuple[str, Span | None, Any]:
+        return (keyword, self.span(meta), value)
+
+    def t_partner_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
+        return self._clause("partner", meta, kids[0])
+
+    def t_purpose_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
+        return self._clause("purpose", meta, kids[0])
+
+    def t_select_names(self, meta: Any, kids: list[Any]) -> n.Selector:
+        return n.Selector(False, kids[0], span=self.span(meta))
+
+    def t_select_all(self, meta: Any, kids: list[Any]) -> n.Selector:
+        return n.Selector(True, (), span=self.span(meta))
+
+    def t_select_except(self, meta: Any, kids: list[Any]) -> n.Selector:
+        return n.Selector(True, kids[0], span=self.span(meta))
+
+    def t_name_list(self, meta: Any, kids: list[n.Name]) -> tuple[n.Name, ...]:
+        return tuple(kids)
+
+    def t_fields_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
+        refs: list[n.FieldRef] = []
+        for k in kids:
+            refs.extend(k)
+        return self._clause("fields", meta, tuple(refs))
+
+    def t_field_one(self, meta: Any, kids: list[Any]) -> list[n.FieldRef]:
+        transform = kids[2] if len(kids) > 2 else None
+        return [n.FieldRef(kids[0], kids[1], transform, span=self.span(meta))]
+
+    def t_field_group(self, meta: Any, kids: list[n.Name]) -> list[n.FieldRef]:
+        ds = kids[0]
+        return [n.FieldRef(ds, f, None, span=ds.span.to(f.span) if ds.span else f.span) for f in kids[1:]]
+
+    def t_field_all(self, meta: Any, kids: list[n.Name]) -> list[n.FieldRef]:
+        span = self.span(meta)
+        return [n.FieldRef(kids[0], n.Name("*", span=span), None, span=span)]
+
+    def t_transform(self, meta: Any, kids: list[n.Name]) -> n.Name:
+        return kids[0]
+
+    def t_basis_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
+        return self._clause("basis", meta, kids[0])
+
+    def t_basis_plain(self, meta: Any, kids: list[n.Name]) -> n.Basis:
+        return n.Basis(kids[0], None, span=self.span(meta))
+
+    def t_basis_consent(self, meta: Any, kids: list[n.Name]) -> n.Basis:
+        span = self.span(meta)
+        kind_span = Span(span.file, span.line, span.column, span.line, span.column + 7) if span else None
+        return n.Basis(n.Name("consent", span=kind_span), kids[0], span=span)
+
+    def t_art9_clause(self, meta: Any, kids: list[n.Name]) -> tuple[str, Span | None, Any]:
+        return self._clause("art9", meta, kids[0])
+
+    def t_students_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
+        return self._clause("students", meta, kids[0])
+
+    def t_valid_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
+        return self._clause("valid", meta, kids[0])
+
+    def t_retain_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
+        duration = n.Duration(self.integer(kids[0]), kids[1], span=self.span(meta))
+        return self._clause("retain", meta, duration)
+
+    def t_note_clause(self, meta: Any, kids: list[Token]) -> tuple[str, Span | None, Any]:
+        return self._clause("note", meta, self.string(kids[0]))
+
+    # conditions
+    def t_or_(self, meta: Any, kids: list[Any]) -> Any:
+        return kids[0] if len(kids) == 1 else n.Or(tuple(kids), span=self.span(meta))
+
+    def t_and_(self, meta: Any, kids: list[Any]) -> Any:
+        return kids[0] if len(kids) == 1 else n.And(tuple(kids), span=self.span(meta))
+
+    def t_not_(self, meta: Any, kids: list[Any]) -> n.Not:
+        return n.Not(kids[0], span=self.span(meta))
+
+    def t_compare(self, meta: Any, kids: list[Any]) -> n.Compare:
+        return n.Compare(kids[1].value, kids[0], kids[2], span=self.span(meta))
+
+    def t_in_list(self, meta: Any, kids: list[Any], negated: bool = False) -> n.InList:
+        values = kids[1] if len(kids) > 1 else ()
+        return n.InList(kids[0], tuple(values), negated, span=self.span(meta))
+
+    def t_not_in_list(self, meta: Any, kids: list[Any]) -> n.InList:
+        return self.t_in_list(meta, kids, negated=True)
+
+    def t_in_range(self, meta: Any, kids: list[Any], negated: bool = False) -> n.InRange:
+        return n.InRange(kids[0], kids[1], kids[2], negated, span=self.span(meta))
+
+    def t_not_in_range(self, meta: Any, kids: list[Any]) -> n.InRange:
+        return self.t_in_range(meta, kids, negated=True)
+
+    def t_in_set(self, meta: Any, kids: list[Any], negated: bool = False) -> n.InSet:
+        container = n.Ref(kids[1].value, span=kids[1].span)
+        return n.InSet(kids[0], container, negated, span=self.span(meta))
+
+    def t_not_in_set(self, meta: Any, kids: list[Any]) -> n.InSet:
+        return self.t_in_set(meta, kids, negated=True)
+
+    def t_ref(self, meta: Any, kids: list[n.Name]) -> n.Ref:
+        return n.Ref(kids[0].value, span=kids[0].span)
+
+    def t_literal_list(self, meta: Any, kids: list[n.Literal]) -> tuple[n.Literal, ...]:
+        return tuple(kids)
+
+    def t_lit_string(self, meta: Any, kids: list[Token]) -> n.Literal:
+        return n.Literal(self.string(kids[0]), "text", span=self.token_span(kids[0]))
+
+    def t_lit_int(self, meta: Any, kids: list[Token]) -> n.Literal:
+        return n.Literal(self.integer(kids[0]), "int", span=self.token_span(kids[0]))
+
+    def t_lit_date(self, meta: Any, kids: list[Token]) -> n.Literal:
+        value = self.date(kids[0]) or datetime.date.min
+        return n.Literal(value, "date", span=self.token_span(kids[0]))
+
+    def t_lit_true(self, meta: Any, kids: list[Token]) -> n.Literal:
+        return n.Literal(True, "bool", span=self.span(meta))
+
+    def t_lit_false(self, meta: Any, kids: list[Token]) -> n.Literal:
+        return n.Literal(False, "bool", span=self.span(meta))
+
+    # tests
+    def t_test(self, meta: Any, kids: list[Any]) -> n.Test:
+        name = kids[0]
+        single: dict[str, Any] = {}
+        spans: list[tuple[str, Span]] = []
+        consents: list[n.ConsentGiven] = []
+        expects: list[n.Expect] = []
+        for keyword, span, value in kids[1:]:
+            if keyword == "consent":
+                consents.append(value)
+                continue
+            if keyword == "expect":
+                expects.append(value)
+                continue
+            if keyword in single:
+                self.error(span, "E006", f"clause `{keyword}` appears more than once in test `{name}`",
+                           help=f"keep one `{keyword}` clause")
+                continue
+            if keyword in ("partner", "purpose"):
+                sel: n.Selector = value
+                if sel.everything or len(sel.names) != 1:
+                    self.error(span, "E001", f"a test names exactly one {keyword}",
+                               help=f"write `{keyword} NAME`; split the test to cover several")
+                    continue
+                value = sel.names[0]
+            single[keyword] = value
+            spans.append((keyword, span))
+        return n.Test(name, single.get("at"), single.get("partner"), single.get("purpose"),
+                      single.get("student", ()), tuple(consents), tuple(expects),
+                      clauses=tuple(spans), span=self.span(meta))
+
+    def t_at_clause(self, meta: Any, kids: list[Token]) -> tuple[str, Span | None, Any]:
+        tok = kids[0]
+        value: datetime.date | datetime.datetime | None
+        if tok.type == "DATETIME":
+            try:
+                value = datetime.datetime.fromisoformat(tok.value)
+            except ValueError:
+                self.error(self.token_span(tok), "E003", f"`{tok.value}` is not a valid date and time",
+                           help="write YYYY-MM-DDTHH:MM, e.g. 2025-10-01T14:30")
+                value = None
+        else:
+            value = self.date(tok)
+        return self._clause("at", meta, value)
+
+    def t_student_clause(self, meta: Any, kids: list[n.StudentValue]) -> tuple[str, Span | None, Any]:
+        seen: set[str] = set()
+        for item in kids:
+            if item.key.value in seen:
+                self.error(item.key.span, "E201", f"student key `{item.key.value}` is given twice",
+                           help="keep one value per field")
+            seen.add(item.key.value)
+        return self._clause("student", meta, tuple(kids))
+
+    def t_student_item(self, meta: Any, kids: list[Any]) -> n.StudentValue:
+        value = kids[1]
+        if isinstance(value, n.Literal):
+            return n.StudentValue(kids[0], value.value, value.type, span=self.span(meta))
+        return n.StudentValue(kids[0], value, "set", span=self.span(meta))
+
+    def t_list_value(self, meta: Any, kids: list[Any]) -> Any:
+        literals = kids[0] if kids else ()
+        bad = [lit for lit in literals if lit.type != "text"]
+        for lit in bad:
+            self.error(lit.span, "E301", "a list value in a test student holds strings only",
+                       help='write the set as ["a", "b"]')
+        return frozenset(lit.value for lit in literals if lit.type == "text")
+
+    def t_consent_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
+        withdrawn = kids[4] if len(kids) > 4 else None
+        given = self.date(kids[2]) or datetime.date.min
+        value = n.ConsentGiven(kids[0], kids[1], given, withdrawn, span=self.span(meta))
+        return self._clause("consent", meta, value)
+
+    def t_withdrawn(self, meta: Any, kids: list[Token]) -> datetime.date | None:
+        return self.date(kids[0])
+
+    def t_expect_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
+        allow = kids[0].type == "ALLOW"
+        refs: list[n.FieldRef] = []
+        because = None
+        for k in kids[1:]:
+            if isinstance(k, list):
+                refs.extend(k)
+            elif isinstance(k, n.Name):
+                because = k
+        return self._clause("expect", meta, n.Expect(allow, tuple(refs), because, span=self.span(meta)))
+
+    def t_because(self, meta: Any, kids: list[n.Name]) -> n.Name:
+        return kids[0]
+
+
+_EXPR_RULES = frozenset({"or_", "and_", "not_", "compare", "in_list", "not_in_list", "in_range",
+                         "not_in_range", "in_set", "not_in_set"})
+
+
+def parse(source: Source) -> tuple[n.File, list[Diagnostic]]:
+    """Parse one source text: its nodes and the syntax diagnostics found (never raises)."""
+    p = _FileParser(source)
+    file = p.parse()
+    return file, p.diagnostics
