@@ -577,6 +577,12 @@ class _FileParser:
         value = n.ConsentGiven(kids[0], kids[1], given, withdrawn, span=self.span(meta))
         return self._clause("consent", meta, value)
 
+    def t_party(self, meta: Any, kids: list[n.Name]) -> n.Name:
+        return kids[0]
+
+    def t_party_student(self, meta: Any, kids: list[Any]) -> n.Name:
+        return n.Name("student", span=self.span(meta))
+
     def t_withdrawn(self, meta: Any, kids: list[Token]) -> datetime.date | None:
         return self.date(kids[0])
 
