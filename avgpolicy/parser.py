@@ -572,7 +572,7 @@ class _FileParser:
         return frozenset(lit.value for lit in literals if lit.type == "text")
 
     def t_consent_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
-        withdrawn = kids[4] if len(kids) > 4 else None
+        withdrawn = kids[3] if len(kids) > 3 else None
         given = self.date(kids[2]) or datetime.date.min
         value = n.ConsentGiven(kids[0], kids[1], given, withdrawn, span=self.span(meta))
         return self._clause("consent", meta, value)

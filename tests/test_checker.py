@@ -1,0 +1,494 @@
+"""Checker: one failing snippet per diagnostic code, located at the offending name or clause."""
+
+import datetime
+
+import pytest
+
+from avgpolicy.checker import check, suggest
+from avgpolicy.loader import analyse
+from avgpolicy.parser import parse
+from avgpolicy.source import Source
+
+TODAY = datetime.date(2025, 10, 1)
+
+BASE = """\
+dataset leerling "Leerlinggegevens" subject {
+    id            text  personal
+    eckid         text  pseudonym
+    roepnaam      text  personal
+    geboortedatum date  personal
+    school        text  personal
+    leerjaar      int   personal
+    lesgroepen    set   personal
+    actief        bool  personal
+    bsn           text  national_id
+    zorgnotitie   text  special
+    strafblad     text  criminal
+    cijfer        int   sensitive
+}
+dataset absentie "Absentie" {
+    datum date personal
+    reden text special
+}
+partner snappet "Snappet" {
+    agreement "DPA-1" valid from 2025-08-01 until 2026-07-31
+}
+partner dus-i "DUS-I"
+partner website "Schoolwebsite"
+purpose leermiddelen
+purpose publicatie
+consent beeldmateriaal
+"""
+
+OK_PERMIT = "permit r { partner snappet purpose leermiddelen basis contract fields leerling.roepnaam }"
+
+
+def diagnostics(text: str, base: str | None = BASE, today: datetime.date = TODAY) -> list:
+    sources = ([Source("base.avg", base)] if base is not None else []) + [Source("t.avg", text)]
+    _, diags = analyse(sources, today=today)
+    return diags
+
+
+def found(text: str, base: str | None = BASE, *, errors_only: bool = False) -> list[tuple[str, int, int]]:
+    """(code, line, column) of every diagnostic, in order of position."""
+    diags = diagnostics(text, base)
+    out = sorted((d.file, d.line, d.column, d.code) for d in diags if d.is_error or not errors_only)
+    return [(code, line, col) for _, line, col, code in out]
+
+
+def test_base_and_a_plain_permit_are_clean():
+    assert [] == found(OK_PERMIT)
+
+
+# (code, snippet, line, column); each snippet has exactly this one error
+ERRORS = [
+    # syntax (parser)
+    ("E001", "permit r {\n  partner snappet snappet\n}", 2, 19),
+    ("E002", "purpose p 'publicatie'", 1, 11),
+    ("E003", "permit r { partner snappet purpose leermiddelen basis contract fields leerling.id\n"
+             "  valid from 2025-02-30 }", 2, 14),
+    ("E004", "purpose permit", 1, 9),
+    ("E005", "forbid r { partner snappet fields leerling.id students where " + "not " * 70 + "actief == true }",
+     1, 47),
+    ("E006", "forbid r {\n  partner snappet\n  partner dus-i\n  fields leerling.id\n}", 3, 3),
+    ("E007", "forbid r { partner snappet fields leerling.id students where leerjaar == " + "9" * 5000 + " }",
+     1, 74),
+    # unknown names
+    ("E101", "forbid r { partner snapet fields leerling.id }", 1, 20),
+    ("E101", "forbid r { partner * except dus-j fields leerling.id }", 1, 29),
+    ("E102", "permit r { partner snappet purpose leermidelen basis contract fields leerling.id }", 1, 36),
+    ("E103", "permit r { partner website purpose publicatie basis consent(foto) fields leerling.roepnaam }",
+     1, 61),
+    ("E104", "forbid r { partner snappet fields leering.id }", 1, 35),
+    ("E105", "forbid r { partner snappet fields leerling.naam }", 1, 44),
+    ("E106", 'dataset extra "x" {\n  nummer integer personal\n}', 2, 10),
+    ("E107", 'dataset extra "x" {\n  nummer int persoonlijk\n}', 2, 14),
+    ("E108", "permit r { partner snappet purpose leermiddelen basis contrakt fields leerling.id }", 1, 55),
+    ("E109", "permit r { partner dus-i purpose leermiddelen basis legal_obligation fields leerling.zorgnotitie\n"
+             "  art9 health students where leerjaar > 3 }", 2, 8),
+    ("E110", "permit r { partner snappet purpose leermiddelen basis contract fields leerling.id as hash }",
+     1, 86),
+    ("E111", OK_PERMIT[:-1] + " retain 2 yaers }", 1, 99),
+    ("E112", "test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+             "  expect deny leerling.bsn because not_permitted }", 2, 36),
+    ("E113", OK_PERMIT[:-1] + " students where klas == 3 }", 1, 105),
+    ("E114", "test t { at 2025-10-01 partner website purpose publicatie\n"
+             "  consent beeldmateriaal by mother on 2025-01-01\n  expect allow leerling.roepnaam }", 2, 29),
+    # declarations
+    ("E201", "purpose leermiddelen", 1, 9),
+    ("E201", "partner dus-i", 1, 9),
+    ("E201", "consent beeldmateriaal", 1, 9),
+    ("E201", 'dataset absentie "again" { x text personal }', 1, 9),
+    ("E201", 'dataset extra "x" {\n  a text personal\n  a int personal\n}', 3, 3),
+    ("E201", OK_PERMIT + "\nforbid r { partner dus-i fields leerling.bsn }", 2, 8),
+    ("E201", "test t { at 2025-10-01 partner snappet purpose leermiddelen expect deny leerling.bsn }\n"
+             "test t { at 2025-10-01 partner snappet purpose leermiddelen expect deny leerling.bsn }", 2, 6),
+    ("E201", "test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+             "  student { leerjaar: 3, leerjaar: 4 } expect deny leerling.bsn }", 2, 26),
+    ("E203", 'dataset extra "x" subject { a text personal }', 1, 9),
+    # conditions
+    ("E301", OK_PERMIT[:-1] + ' students where leerjaar == "5" }', 1, 117),
+    ("E301", OK_PERMIT[:-1] + ' students where school < "B" }', 1, 105),
+    ("E301", OK_PERMIT[:-1] + ' students where actief > false }', 1, 105),
+    ("E301", OK_PERMIT[:-1] + ' students where lesgroepen == "3a" }', 1, 105),
+    ("E301", OK_PERMIT[:-1] + ' students where "3a" in school }', 1, 113),
+    ("E301", OK_PERMIT[:-1] + " students where 3 in lesgroepen }", 1, 105),
+    ("E301", OK_PERMIT[:-1] + " students where leerjaar in 3..2025-01-01 }", 1, 120),
+    ("E301", OK_PERMIT[:-1] + ' students where school in "a".."b" }', 1, 115),
+    ("E301", OK_PERMIT[:-1] + " students where geboortedatum in 3..5 }", 1, 122),
+    ("E301", OK_PERMIT[:-1] + ' students where leerjaar in [3, "4"] }', 1, 121),
+    ("E301", OK_PERMIT[:-1] + ' students where lesgroepen in ["a"] }', 1, 105),
+    ("E303", OK_PERMIT[:-1] + " valid from 2026-01-01 until 2025-12-31 }", 1, 90),
+    ("E303", 'partner p "x" {\n  agreement "A" valid from 2026-01-01 until 2025-12-31\n}', 2, 17),
+    ("E303", "test t { at 2025-10-01 partner website purpose publicatie\n"
+             "  consent beeldmateriaal by parent on 2025-09-01 withdrawn 2025-08-01\n"
+             "  expect deny leerling.roepnaam }", 2, 3),
+    # clauses
+    ("E304", "permit r { purpose leermiddelen basis contract fields leerling.roepnaam }", 1, 8),
+    ("E304", "permit r { partner snappet basis contract fields leerling.roepnaam }", 1, 8),
+    ("E304", "permit r { partner snappet purpose leermiddelen basis contract }", 1, 8),
+    ("E304", "permit r { partner snappet purpose leermiddelen fields leerling.roepnaam }", 1, 8),
+    ("E304", "forbid r { fields leerling.roepnaam }", 1, 8),
+    ("E304", "forbid r { partner snappet }", 1, 8),
+    ("E304", "test t { partner snappet purpose leermiddelen expect deny leerling.bsn }", 1, 6),
+    ("E304", "test t { at 2025-10-01 purpose leermiddelen expect deny leerling.bsn }", 1, 6),
+    ("E304", "test t { at 2025-10-01 partner snappet expect deny leerling.bsn }", 1, 6),
+    ("E304", "test t { at 2025-10-01 partner snappet purpose leermiddelen }", 1, 6),
+    ("E305", "forbid r {\n  partner snappet\n  fields leerling.id\n  basis contract\n}", 4, 3),
+    ("E305", "forbid r {\n  partner snappet\n  fields leerling.id\n  retain 1 year\n}", 4, 3),
+    ("E305", "forbid r {\n  partner snappet\n  fields leerling.id\n  art9 health_care\n}", 4, 3),
+    # sensitivity and transforms
+    ("E306", "permit r { partner dus-i purpose leermiddelen basis public_task\n"
+             "  fields leerling.roepnaam, leerling.bsn students where leerjaar > 3 valid until 2026-01-01 }", 2, 29),
+    ("E307", "permit r { partner dus-i purpose leermiddelen basis contract\n"
+             "  fields leerling.strafblad students where leerjaar > 3 }", 2, 10),
+    ("E308", "permit r { partner dus-i purpose leermiddelen basis legal_obligation\n"
+             "  fields absentie.* students where leerjaar > 3 valid until 2026-01-01 }", 2, 10),
+    ("E309", "permit r { partner snappet purpose leermiddelen basis contract fields leerling.leerjaar as year }",
+     1, 92),
+    ("E310", "forbid r { partner snappet fields leerling.id as pseudonym }", 1, 50),
+    ("E310", "permit r { partner snappet purpose leermiddelen basis contract\n"
+             "  fields leerling.lesgroepen as pseudonym }", 2, 33),
+    ("E311", "test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+             "  student { klas: 3 } expect deny leerling.bsn }", 2, 13),
+    ("E311", "test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+             '  student { leerjaar: "3" } expect deny leerling.bsn }', 2, 13),
+    ("E311", "test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+             "  student { lesgroepen: [\"a\"], geboortedatum: 3 } expect deny leerling.bsn }", 2, 32),
+    ("E311", "test t { at 2025-10-01 partner snappet purpose leermiddelen expect deny leerling.naam }", 1, 82),
+    ("E311", "test t { at 2025-10-01 partner snappet purpose leermiddelen expect deny lln.bsn }", 1, 73),
+    ("E312", OK_PERMIT[:-1] + " retain 0 days }", 1, 90),
+]
+
+
+@pytest.mark.parametrize(("code", "text", "line", "column"), ERRORS,
+                         ids=[f"{c}-{i}" for i, (c, *_rest) in enumerate(ERRORS)])
+def test_each_error_is_reported_once_where_it_is(code, text, line, column):
+    assert [(code, line, column)] == found(text, errors_only=True)
+
+
+def test_unknown_test_partner_is_allowed_when_the_test_expects_unknown_partner():
+    ok = "test t { at 2025-10-01 partner nobody purpose leermiddelen expect deny leerling.id because unknown_partner }"
+    assert [] == found(ok)
+    bad = "test t { at 2025-10-01 partner nobody purpose leermiddelen expect deny leerling.id }"
+    assert [("E101", 1, 32)] == found(bad)
+
+
+def test_expecting_an_unknown_field_is_allowed_with_because_unknown_field():
+    ok = "test t { at 2025-10-01 partner snappet purpose leermiddelen expect deny leerling.naam because unknown_field }"
+    assert [] == found(ok)
+
+
+def test_by_student_consent_is_accepted():
+    text = ("test t { at 2026-10-01 partner website purpose publicatie\n"
+            "  consent beeldmateriaal by student on 2026-09-01\n  expect deny leerling.roepnaam }")
+    assert [] == found(text)
+
+
+def test_no_subject_dataset():
+    base = BASE.replace('"Leerlinggegevens" subject', '"Leerlinggegevens"')
+    assert [("E202", 1, 9)] == found("", base)
+
+
+def test_no_subject_and_no_dataset_at_all():
+    assert [("E202", 1, 1)] == found("purpose p", None)
+
+
+def test_age_without_birth_date():
+    base = BASE.replace("geboortedatum date", "geboortedatum text")
+    text = OK_PERMIT[:-1] + " students where age >= 12 }"
+    assert [("E302", 1, 105)] == found(text, base)
+    assert [] == found(text)
+
+
+def test_many_problems_in_many_files_are_reported_together():
+    sources = [Source("base.avg", BASE),
+               Source("a.avg", "forbid a { partner snapet fields leerling.id }"),
+               Source("b.avg", "permit b { partner snappet purpose x basis contract fields leerling.naam }\n"
+                               "permit c { partner snappet\n")]
+    _, diags = analyse(sources, today=TODAY)
+    assert [("a.avg", "E101"), ("b.avg", "E001"), ("b.avg", "E102"), ("b.avg", "E105")] == sorted(
+        (d.file, d.code) for d in diags)
+
+
+def test_messages_are_cedar_style():
+    for _code, text, _line, _col in ERRORS:
+        for d in diagnostics(text):
+            assert d.message == d.message.strip()
+            assert not d.message.endswith(".")
+            assert "\n" not in d.message
+            assert d.message[0].islower() or d.message[0] in "`\"'"
+
+
+def test_did_you_mean():
+    (d,) = diagnostics("forbid r { partner snapet fields leerling.id }")
+    assert "unknown partner `snapet`" == d.message
+    assert "did you mean `snappet`?" == d.help
+    (d,) = diagnostics(OK_PERMIT[:-1] + " students where leerjar == 3 }")
+    assert d.help is not None and d.help.startswith("did you mean `leerjaar`?")
+    assert suggest("zzz", ["snappet"]) is None
+
+
+def test_check_never_raises_on_an_empty_set():
+    assert ["E202"] == [d.code for d in check([])]
+
+
+# ---------------------------------------------------------------------------
+# warnings
+
+WARNINGS = [
+    ("W001", "forbid f { partner snappet fields leerling.roepnaam }\n" + OK_PERMIT, 2, 8),
+    ("W002", OK_PERMIT[:-1] + " valid from 2026-08-01 }", 1, 90),
+    ("W003", OK_PERMIT[:-1] + " students where leerjaar in 5..3 }", 1, 105),
+    ("W004", "permit r { partner * purpose leermiddelen basis contract fields leerling.roepnaam }", 1, 20),
+    ("W005", OK_PERMIT[:-1] + " valid until 2025-09-30 }", 1, 90),
+    ("W006", "permit r { partner dus-i purpose leermiddelen basis legal_obligation fields leerling.bsn\n"
+             "  students where leerjaar > 3 }", 1, 77),
+    ("W007", OK_PERMIT + "\npermit q { partner snappet purpose leermiddelen basis consent(beeldmateriaal)"
+             " fields leerling.roepnaam }", 2, 55),
+    ("W008", "permit r { partner snappet purpose leermiddelen basis legitimate_interest fields leerling.id }",
+     1, 55),
+    ("W009", "permit r { partner dus-i purpose leermiddelen basis legal_obligation fields leerling.bsn\n"
+             "  students where leerjaar > 3 valid until 2026-01-01 }\n"
+             "permit q { partner dus-i purpose leermiddelen basis legal_obligation fields leerling.id as pseudonym }",
+     1, 77),
+    ("W010", "permit r { partner snappet purpose leermiddelen basis contract fields leerling.cijfer }", 1, 71),
+]
+
+
+@pytest.mark.parametrize(("code", "text", "line", "column"), WARNINGS, ids=[w[0] for w in WARNINGS])
+def test_each_warning_is_reported_once_where_it_is(code, text, line, column):
+    assert [(code, line, column)] == found(text)
+
+
+def test_w001_two_forbids_together_shadow_by_time_and_condition():
+    text = ("forbid a { partner snappet fields leerling.roepnaam valid until 2025-12-31 }\n"
+            "forbid b { partner snappet fields leerling.roepnaam students where leerjaar >= 3 }\n"
+            "forbid c { partner snappet fields leerling.roepnaam students where leerjaar < 3 }\n"
+            "permit r { partner snappet purpose leermiddelen basis contract fields leerling.roepnaam }\n")
+    (d,) = diagnostics(text)
+    assert ("W001", 4) == (d.code, d.line)
+    assert "`b`, `c`" in d.message
+
+
+def test_w001_condition_implication():
+    text = ("forbid f { partner snappet fields leerling.roepnaam students where leerjaar >= 3 }\n"
+            "permit r { partner snappet purpose leermiddelen basis contract fields leerling.roepnaam\n"
+            "  students where leerjaar in 4..8 and school == \"12AB\" }\n")
+    assert [("W001", 2, 8)] == found(text)
+
+
+@pytest.mark.parametrize("forbid", [
+    "forbid f { partner snappet fields leerling.roepnaam students where leerjaar >= 5 }",
+    "forbid f { partner snappet fields leerling.roepnaam valid from 2026-01-01 }",
+    "forbid f { partner snappet purpose publicatie fields leerling.roepnaam }",
+    "forbid f { partner dus-i fields leerling.roepnaam }",
+    "forbid f { partner snappet fields leerling.eckid }",
+])
+def test_w001_not_when_the_permit_still_applies_somewhere(forbid):
+    permit = ("permit r { partner snappet purpose leermiddelen basis contract fields leerling.roepnaam\n"
+              "  students where leerjaar in 3..8 }")
+    assert [] == found(forbid + "\n" + permit)
+
+
+def test_w001_ignores_moments_outside_the_partners_agreements():
+    # the forbid covers the agreement's whole period; outside it snappet receives nothing anyway
+    text = ("forbid f { partner snappet fields leerling.roepnaam valid from 2025-01-01 until 2026-12-31 }\n"
+            + OK_PERMIT)
+    assert [("W001", 2, 8)] == found(text)
+
+
+def test_w002_names_only_the_blocked_partner():
+    text = ("permit r { partner snappet, dus-i purpose leermiddelen basis contract fields leerling.roepnaam\n"
+            "  valid from 2026-08-01 }")
+    (d,) = diagnostics(text)
+    assert "W002" == d.code
+    assert "never takes effect for `snappet`" in d.message
+
+
+def test_w003_is_not_reported_for_a_satisfiable_condition():
+    assert [] == found(OK_PERMIT[:-1] + " students where leerjaar in 3..5 and not leerjaar == 4 }")
+    assert [("W003", 1, 105)] == found(OK_PERMIT[:-1] + " students where age < 0 or (actief and not actief) }"
+                                       .replace("actief and not actief", "actief == true and actief == false"))
+
+
+def test_w005_also_for_forbids_and_not_for_a_window_ending_today():
+    assert [("W005", 1, 45)] == found("forbid f { partner dus-i fields leerling.id valid until 2025-09-30 }")
+    assert [] == found("forbid f { partner dus-i fields leerling.id valid until 2025-10-01 }")
+
+
+def test_w006_not_when_an_agreement_or_window_ends():
+    text = ("permit r { partner dus-i purpose leermiddelen basis legal_obligation fields leerling.bsn\n"
+            "  students where leerjaar > 3 valid until 2026-07-31 }")
+    assert [] == found(text)
+
+
+def test_w007_not_when_windows_or_students_are_disjoint():
+    a = OK_PERMIT[:-1] + " valid until 2025-12-31 }\n"
+    b = ("permit q { partner snappet purpose leermiddelen basis consent(beeldmateriaal) fields leerling.roepnaam\n"
+         "  valid from 2026-01-01 }")
+    assert [] == found(a + b)
+    a = OK_PERMIT[:-1] + " students where age >= 16 }\n"
+    b = ("permit q { partner snappet purpose leermiddelen basis consent(beeldmateriaal) fields leerling.roepnaam\n"
+         "  students where age < 16 }")
+    assert [] == found(a + b)
+
+
+def test_w010_not_with_a_student_subset():
+    text = OK_PERMIT.replace("leerling.roepnaam", "leerling.cijfer")[:-1] + " students where leerjaar > 3 }"
+    assert [] == found(text)
+
+
+def test_warnings_are_skipped_for_rules_with_errors():
+    text = "permit r { partner snappet purpose leermiddelen basis contract fields leerling.naam\n" \
+           "  students where leerjaar in 5..3 }"
+    assert [("E105", 1, 80)] == found(text)
+
+
+# ---------------------------------------------------------------------------
+# a realistic small school loads clean
+
+SCHOOL = {
+    "catalogue.avg": """\
+# De Regenboog: leerlinggegevens
+dataset leerling "Leerlinggegevens" subject {
+    id            text      personal
+    eckid         text      pseudonym
+    roepnaam      text      personal
+    achternaam    text      personal
+    geboortedatum date      personal
+    school        text      personal
+    leerjaar      int       personal
+    lesgroepen    set       personal
+    bsn           text      national_id
+    foto          text      personal
+    zorgnotitie   text      special
+    toets_score   int       sensitive
+}
+dataset absentie "Absentiegegevens" {
+    datum  date  personal
+    reden  text  special
+}
+""",
+    "partners.avg": """\
+partner snappet "Snappet B.V." {
+    agreement "DPA-2025-031" valid from 2025-08-01 until 2026-07-31
+}
+partner cito "Cito" {
+    agreement "DPA-2024-007" valid from 2024-08-01 until 2027-07-31
+}
+partner parro "Parro (ParnasSys)" {
+    agreement "DPA-2025-011" valid from 2025-01-01 until 2026-12-31
+}
+partner dus-i "DUS-I / DUO"
+partner schoolwebsite "Website van de school"
+
+purpose leermiddelen "Levering en gebruik van digitaal leermateriaal"
+purpose toetsing "Leerlingvolgsysteem en toetsen"
+purpose communicatie "Communicatie met ouders"
+purpose bekostiging "Bekostiging en verantwoording"
+purpose publicatie "Publicatie op de website"
+
+consent beeldmateriaal "Foto's en video's op website en sociale media"
+consent onderzoek "Deelname aan wetenschappelijk onderzoek" reconfirm_at_16
+""",
+    "rules.avg": """\
+permit snappet_lesmateriaal {
+    partner  snappet
+    purpose  leermiddelen
+    basis    contract
+    fields   leerling.{eckid, roepnaam, leerjaar, lesgroepen}, leerling.id as pseudonym
+    students where school == "12AB" and leerjaar in 3..8
+    valid    from 2025-08-01 until 2026-07-31
+    retain   1 year
+    note     "Alleen groepen 3 t/m 8 van De Regenboog"
+}
+
+permit cito_toetsen {
+    partner  cito
+    purpose  toetsing
+    basis    public_task
+    fields   leerling.{eckid, leerjaar, school}, leerling.geboortedatum as year, leerling.toets_score
+    students where leerjaar in 3..8
+    retain   5 years
+}
+
+permit parro_ouders {
+    partner  parro
+    purpose  communicatie
+    basis    public_task
+    fields   leerling.{roepnaam, achternaam, lesgroepen}
+}
+
+permit bekostiging_duo {
+    partner  dus-i
+    purpose  bekostiging
+    basis    legal_obligation
+    fields   leerling.{bsn, geboortedatum, school, leerjaar}
+    valid    from 2025-01-01 until 2026-12-31
+}
+
+permit website_foto {
+    partner  schoolwebsite
+    purpose  publicatie
+    basis    consent(beeldmateriaal)
+    fields   leerling.{foto, roepnaam}
+    students where not "anoniem" in lesgroepen
+}
+
+forbid geen_zorgdata_buiten_dus_i {
+    partner  * except dus-i
+    fields   leerling.zorgnotitie, absentie.reden
+}
+""",
+    "tests/school.avg": """\
+test snappet_ziet_groep_5 {
+    at       2025-10-01
+    partner  snappet
+    purpose  leermiddelen
+    student  { school: "12AB", leerjaar: 5, geboortedatum: 2016-03-01, lesgroepen: ["5a"] }
+    expect allow leerling.roepnaam, leerling.eckid
+    expect deny  leerling.bsn because no_permit
+}
+
+test foto_met_toestemming {
+    at       2026-01-15T09:00
+    partner  schoolwebsite
+    purpose  publicatie
+    student  { geboortedatum: 2012-05-01, lesgroepen: [] }
+    consent  beeldmateriaal by parent on 2025-09-01
+    expect allow leerling.foto
+}
+
+test foto_door_leerling_zelf {
+    at       2026-01-15
+    partner  schoolwebsite
+    purpose  publicatie
+    student  { geboortedatum: 2009-05-01 }
+    consent  beeldmateriaal by student on 2025-09-01 withdrawn 2025-12-01
+    expect deny leerling.foto because no_consent
+}
+""",
+}
+
+
+def test_a_realistic_school_has_no_errors_and_no_warnings():
+    sources = [Source(name, text) for name, text in SCHOOL.items()]
+    _, diags = analyse(sources, today=TODAY)
+    assert [] == diags
+
+
+def test_the_school_loads():
+    import avgpolicy
+
+    policy = avgpolicy.loads(SCHOOL)
+    assert 6 == len(policy.model.rules)
+    assert not any(d.is_error for d in policy.warnings)
+
+
+def test_parse_errors_do_not_hide_semantic_errors_in_other_declarations():
+    text = "forbid a { partner snappet fields }\nforbid b { partner snapet fields leerling.id }"
+    file, syntax = parse(Source("t.avg", text))
+    assert ["E001"] == [d.code for d in syntax]
+    assert [("E101", 2, 20)] == [(d.code, d.line, d.column) for d in check([parse(Source("b", BASE))[0], file])
+                                 if d.file == "t.avg"]
