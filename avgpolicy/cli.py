@@ -1,19 +1,93 @@
-"""Command line: avgpolicy check | test | explain | register | demo (exit codes 0, 1, 2)."""
+"""Command line: avgpolicy check | test | explain | register | demo (exit codes 0, 1, 2).
+
+One function per subcommand, each a thin layer over the public API. Exit codes:
+0 success, 1 policy errors or failed tests, 2 wrong usage (bad arguments,
+missing files, unreadable JSON). Colour only on a terminal, never with NO_COLOR.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from .policy import Policy
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
 
 
+class UsageError(Exception):
+    """Wrong usage of the command line: reported on stderr, exit 2."""
+
+
 def _use_colour(stream: object) -> bool:
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
 
+
+_ANSI = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
+
+
+class _Paint:
+    """ANSI colours when enabled, plain text otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __getattr__(self, name: str) -> Callable[[str], str]:
+        code = _ANSI.get(name)
+        if code is None:
+            raise AttributeError(name)
+        return lambda text: f"\033[{code}m{text}\033[0m" if self.enabled else text
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _dump(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _load(paths: Sequence[str], fmt: str = "human", **options: Any) -> Policy:
+    """Load the set; PolicyError is reported here and becomes SystemExit(1)."""
+    from .errors import PolicyError
+    from .loader import load
+
+    try:
+        return load(*paths, **options)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+    except PolicyError as exc:
+        if fmt == "json":
+            _dump({"loaded": False, "errors": len(exc.errors),
+                   "diagnostics": [d.to_dict() for d in exc.diagnostics]})
+        else:
+            print(str(exc), file=sys.stderr)
+        raise SystemExit(EXIT_POLICY) from exc
+
+
+def _parse_moment(text: str | None) -> datetime.date | datetime.datetime | None:
+    """``YYYY-MM-DD`` (start of that local day) or an ISO date and time; None means now."""
+    if text is None or text == "now":
+        return None
+    try:
+        if len(text) == 10:
+            return datetime.date.fromisoformat(text)
+        return datetime.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"--at {text!r}: write YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]") from exc
+
+
+# ---------------------------------------------------------------------------
+# check
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .errors import sort_key
@@ -22,33 +96,231 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         sources = read_sources(args.paths)
     except FileNotFoundError as exc:
-        print(f"avgpolicy: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from exc
+    if not sources:
+        raise UsageError("no .avg files found in " + ", ".join(args.paths))
     _, diagnostics = analyse(sources)
     diagnostics = sorted(diagnostics, key=lambda d: (not d.is_error, *sort_key(d)))
     errors = sum(d.is_error for d in diagnostics)
+    warnings = len(diagnostics) - errors
     if args.format == "json":
-        print(json.dumps({"files": [s.file for s in sources], "errors": errors,
-                          "warnings": len(diagnostics) - errors,
-                          "diagnostics": [d.to_dict() for d in diagnostics]}, indent=2))
+        _dump({"files": [s.file for s in sources], "errors": errors, "warnings": warnings,
+               "diagnostics": [d.to_dict() for d in diagnostics]})
     else:
+        paint = _Paint(_use_colour(sys.stdout))
         texts = {s.file: s.text for s in sources}
         for d in diagnostics:
             print(d.render(texts))
             print()
-        print(f"{len(sources)} file{'s' if len(sources) != 1 else ''} checked: "
-              f"{errors} error{'s' if errors != 1 else ''}, "
-              f"{len(diagnostics) - errors} warning{'s' if len(diagnostics) - errors != 1 else ''}")
+        summary = (f"{_plural(len(sources), 'file')} checked: {_plural(errors, 'error')}, "
+                   f"{_plural(warnings, 'warning')}")
+        print(paint.red(summary) if errors else paint.green(summary))
     return EXIT_POLICY if errors else EXIT_OK
 
 
+# ---------------------------------------------------------------------------
+# test
+
+def _rule_location(policy: Policy, name: str) -> str:
+    for r in policy.model.rules:
+        if r.name == name and r.span is not None:
+            return f"{r.span.file}:{r.span.line}"
+    return ""
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .testing import run
+
+    policy = _load(args.paths, args.format)
+    report = run(policy)
+    if args.format == "json":
+        data = report.to_dict()
+        data["coverage"]["untested"] = [{"rule": r, "location": _rule_location(policy, r)}
+                                        for r in report.untested]
+        data["summary"] = report.summary()
+        _dump(data)
+    else:
+        paint = _Paint(_use_colour(sys.stdout))
+        for result in report.results:
+            if result.passed:
+                if args.verbose:
+                    print(f"{paint.green('PASS')} {result.name}  {paint.dim(result.where())}")
+                continue
+            print(f"{paint.red('FAIL')} {result.name}  {paint.dim(result.where())}")
+            print("\n".join("  " + line for line in result.describe_failure().splitlines()[1:]))
+        if not report.results:
+            print(paint.yellow("no test blocks found"))
+        if args.coverage:
+            exercised = len(report.rules) - len(report.untested)
+            print(f"rule coverage: {exercised}/{len(report.rules)} rules exercised "
+                  f"({report.coverage:.0%})")
+            for name in report.untested:
+                print(f"  {paint.yellow('untested')} {name}  {paint.dim(_rule_location(policy, name))}")
+        summary = f"{_plural(len(report.results) - len(report.failures), 'test')} passed, " \
+                  f"{len(report.failures)} failed"
+        print(paint.red(summary) if report.failures else paint.green(summary))
+    return EXIT_POLICY if report.failures else EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# explain
+
+def _convert_value(value: Any, field_type: str | None) -> Any:
+    if field_type == "date" and isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            return value  # stays ill-typed: the decision denies it with a reason
+    if field_type == "set" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return frozenset(value)
+    return value
+
+
+def _convert_consent(value: Any) -> Any:
+    from .decision import Consent
+
+    if not isinstance(value, dict):
+        return value
+    try:
+        given = datetime.date.fromisoformat(value["given"])
+        withdrawn = value.get("withdrawn")
+        withdrawn = datetime.date.fromisoformat(withdrawn) if withdrawn is not None else None
+        return Consent(by=value["by"], given=given, withdrawn=withdrawn)
+    except (KeyError, TypeError, ValueError):
+        return value  # passed on as written: an invalid consent is denied with a reason
+
+
+def student_from_json(data: Any, policy: Policy) -> dict[str, Any]:
+    """A student record from parsed JSON: ISO date strings become dates and lists become sets
+    where the catalogue says so; ``consents`` maps a topic to ``{by, given, withdrawn}``."""
+    if not isinstance(data, dict):
+        raise UsageError("the student JSON must be an object: {\"field\": value, ..., \"consents\": {...}}")
+    cat = policy.model.catalogue
+    subject = cat.subject_fields
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "consents" and isinstance(value, dict):
+            out[key] = {topic: _convert_consent(c) for topic, c in value.items()}
+            continue
+        info = subject.get(key) or cat.fields.get(key)
+        out[key] = _convert_value(value, info.type if info else None)
+    return out
+
+
+def _read_json(path: str) -> Any:
+    try:
+        if path == "-":
+            return json.load(sys.stdin)
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+    if not fields:
+        raise UsageError("--fields needs at least one field, e.g. leerling.roepnaam,leerling.eckid")
+    at = _parse_moment(args.at)
+    raw = _read_json(args.student)
+    policy = _load(args.paths, args.format)
+    student = student_from_json(raw, policy)
+    try:
+        decision = policy.decide(partner=args.partner, purpose=args.purpose, fields=fields,  # type: ignore[attr-defined]
+                                 student=student, at=at)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    if args.format == "json":
+        _dump(decision.to_dict())
+    else:
+        paint = _Paint(_use_colour(sys.stdout))
+        text = decision.explain()
+        head, _, rest = text.partition("\n")
+        print((paint.green(head) if decision.allowed else paint.red(head)) + ("\n" + rest if rest else ""))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# register
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from .register import render
+
+    today = _parse_moment(args.today)
+    if isinstance(today, datetime.datetime):
+        today = today.date()
+    policy = _load(args.paths)
+    text = render(policy, args.format, today=today)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# demo
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    if args.students < 1:
+        raise UsageError("--students must be at least 1")
+    at = _parse_moment(args.at)
+    progress: TextIO | None = sys.stderr if _use_colour(sys.stderr) else None
+    run_demo(students=args.students, seed=args.seed, at=at, out=sys.stdout, progress=progress,
+             paths=args.paths or None)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avgpolicy", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="avgpolicy", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     p = sub.add_parser("check", help="parse and validate policy files; exit 1 on errors")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH", help=".avg files and folders")
     p.add_argument("--format", choices=["human", "json"], default="human")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("test", help="run the `test` blocks of a policy set; exit 1 on failures")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--coverage", action="store_true", help="list the rules no test exercised")
+    p.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    p.add_argument("--format", choices=["human", "json"], default="human")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("explain", help="decide one request and explain it field by field")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--partner", required=True)
+    p.add_argument("--purpose", required=True)
+    p.add_argument("--fields", required=True, help="comma-separated, e.g. leerling.roepnaam,leerling.bsn")
+    p.add_argument("--student", required=True, metavar="FILE.json", help="the student record as JSON ('-': stdin)")
+    p.add_argument("--at", metavar="WHEN", help="YYYY-MM-DD or YYYY-MM-DDTHH:MM (default: now)")
+    p.add_argument("--format", choices=["human", "json"], default="human")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("register", help="the sharing overview / processing register")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=["md", "csv", "json", "html"], default="md")
+    p.add_argument("--today", metavar="DATE", help="the date the register describes (default: today)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("demo", help="the bundled example school board, end to end")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="another policy set (default: the bundled one)")
+    p.add_argument("--students", type=int, default=5000, help="how many synthetic students (default 5000)")
+    p.add_argument("--seed", type=int, default=2025, help="random seed (default 2025)")
+    p.add_argument("--at", metavar="WHEN", default="2026-03-02T10:00",
+                   help="the moment of the feeds (default 2026-03-02T10:00)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -58,7 +330,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"avgpolicy {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except BrokenPipeError:  # `avgpolicy register ... | head`
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,338 @@
+"""Demo: the bundled example school board end to end, on a deterministic synthetic student body.
+
+``avgpolicy demo`` loads the bundled policy set, generates a school board's
+students from the catalogue (both schools, years and groups, consents by parents
+and by students, students over 16, inactive students and a few bad records),
+runs every partner's feed (each permit's partner, purpose and fields) through
+``filter``, counts the denials by reason with the compiled decision functions,
+and prints a compact overview with the decisions per second achieved.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.resources
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import attrs
+
+from .testing._values import condition_values
+
+if TYPE_CHECKING:
+    from .model import FieldInfo, PolicyModel
+    from .policy import Policy
+
+#: the pseudonym key of the demo (a real deployment keeps its key secret and out of the code)
+DEMO_PSEUDONYM_KEY = b"avgpolicy demo key - not a secret"
+
+_FIRST_NAMES = ("Emma", "Noah", "Julia", "Liam", "Mila", "Luca", "Sophie", "Daan", "Tess", "Sem", "Zoë", "Finn",
+                "Nora", "Levi", "Saar", "Milan", "Yara", "Bram", "Fatima", "Mohammed", "Anouk", "Jesse", "Lotte",
+                "Ahmed", "Sara", "Thijs", "Fenna", "Ravi", "Isa", "Mees")
+_SURNAMES = (("", "Jansen"), ("de", "Vries"), ("van den", "Berg"), ("", "Bakker"), ("van", "Dijk"), ("", "Visser"),
+             ("", "Smit"), ("", "Meijer"), ("de", "Boer"), ("", "Mulder"), ("de", "Groot"), ("", "Bos"),
+             ("", "Yılmaz"), ("", "El Amrani"), ("", "Nguyen"), ("van", "Leeuwen"), ("", "Hendriks"))
+_PLACES = (("Tiel", "4001"), ("Culemborg", "4101"), ("Geldermalsen", "4191"), ("Zaltbommel", "5301"),
+           ("Buren", "4116"), ("Wijchen", "6601"))
+_VO_TYPES = (("vmbo", 4, 0.38), ("havo", 5, 0.32), ("vwo", 6, 0.25), ("vavo", 2, 0.05))
+
+
+def bundled_policy_path() -> Path:
+    """The example set: shipped in the wheel as ``avgpolicy/_data/policies``, else ``./policies`` of the checkout."""
+    shipped = importlib.resources.files("avgpolicy") / "_data" / "policies"
+    if shipped.is_dir():
+        return Path(str(shipped))
+    checkout = Path(__file__).resolve().parent.parent / "policies"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError("the bundled example policies are missing from this installation")
+
+
+# ---------------------------------------------------------------------------
+# The synthetic school board
+
+def _school_year_start(day: datetime.date) -> datetime.date:
+    year = day.year if day.month >= 8 else day.year - 1
+    return datetime.date(year, 8, 1)
+
+
+def _birthday(rng: random.Random, age_on_sept: int, year_start: datetime.date) -> datetime.date:
+    """A birth date such that the student is ``age_on_sept`` on 1 October of the school year (roughly)."""
+    latest = datetime.date(year_start.year - age_on_sept, 10, 1)
+    return latest - datetime.timedelta(days=rng.randrange(365))
+
+
+def _value_by_type(rng: random.Random, field: FieldInfo, i: int) -> Any:
+    """A plausible value for a field the generator has no specific knowledge of."""
+    if field.type == "int":
+        return rng.randrange(0, 10)
+    if field.type == "bool":
+        return rng.random() < 0.5
+    if field.type == "date":
+        return datetime.date(2020, 1, 1) + datetime.timedelta(days=rng.randrange(2500))
+    if field.type == "set":
+        return frozenset(f"{field.name}-{rng.randrange(5)}" for _ in range(rng.randrange(3)))
+    return f"{field.name}-{i}"
+
+
+_PY_TYPES = {"text": str, "int": int, "bool": bool, "date": datetime.date, "set": frozenset}
+
+
+def _fits(value: Any, field_type: str) -> bool:
+    return type(value) is _PY_TYPES.get(field_type)
+
+
+def _consents(rng: random.Random, topics: Sequence[str], birth: datetime.date, today: datetime.date) -> dict[str, Any]:
+    from .decision import Consent
+
+    out: dict[str, Any] = {}
+    sixteen = datetime.date(birth.year + 16, birth.month, min(birth.day, 28))
+    for topic in topics:
+        if rng.random() < 0.35:
+            continue  # never asked, or no answer
+        given = today - datetime.timedelta(days=rng.randrange(30, 1500))
+        by = "parent" if given < sixteen else "student"
+        if rng.random() < 0.04:  # given by the wrong party: must not count
+            by = "student" if by == "parent" else "parent"
+        withdrawn = None
+        if rng.random() < 0.08:
+            withdrawn = given + datetime.timedelta(days=rng.randrange(1, 400))
+        out[topic] = Consent(by=by, given=given, withdrawn=withdrawn)
+    return out
+
+
+def _spoil(rng: random.Random, student: dict[str, Any]) -> None:
+    """Make one record bad the ways real exports are: a missing, empty or ill-typed value."""
+    key = rng.choice(["actief", "geboortedatum", "leerjaar", "school", "lesgroepen", "onderwijstype"])
+    kind = rng.randrange(4)
+    if kind == 0:
+        student.pop(key, None)
+    elif kind == 1:
+        student[key] = None
+    elif kind == 2:
+        student[key] = str(student.get(key, ""))  # e.g. leerjaar "5", geboortedatum "2012-03-01"
+    else:
+        student[key] = ["?"] if key != "lesgroepen" else "5B"
+
+
+def generate_students(policy: Policy, count: int, *, seed: int = 2025,
+                      today: datetime.date = datetime.date(2026, 3, 2)) -> list[dict[str, Any]]:
+    """``count`` deterministic synthetic students for the set's catalogue (same seed, same students).
+
+    Fields the generator knows by name (the example catalogue's) get realistic values;
+    any other field gets a value of its type. Records also carry the set's other
+    datasets under ``dataset.field`` keys (one current row each: a test result, an absence).
+    """
+    rng = random.Random(seed)
+    model: PolicyModel = policy.model
+    cat = model.catalogue
+    subject = cat.subject_fields
+    schools = [s for s in condition_values(policy).get("school", []) if isinstance(s, str)] or ["00AA"]
+    primary = schools[0]
+    topics = sorted(model.consents)
+    year_start = _school_year_start(today)
+    other_fields = [fi for ds in cat.datasets.values() if not ds.subject for fi in ds.fields]
+    students = []
+    for i in range(count):
+        school = schools[0] if rng.random() < 0.45 or len(schools) == 1 else rng.choice(schools[1:])
+        if school == primary:
+            kind, leerjaar = "po", rng.randint(1, 8)
+            age = 4 + leerjaar - 1
+            stamgroep = f"{leerjaar}{rng.choice('AB')}"
+        else:
+            kind, years, _ = rng.choices(_VO_TYPES, weights=[t[2] for t in _VO_TYPES])[0]
+            leerjaar = rng.randint(1, years)
+            age = 12 + leerjaar - 1 + (5 if kind == "vavo" else 0) + (rng.random() < 0.15)
+            stamgroep = f"{kind[0].upper()}{leerjaar}{rng.choice('AB')}"
+        birth = _birthday(rng, age, year_start)
+        sid = f"L{100000 + i}"
+        voorvoegsel, achternaam = rng.choice(_SURNAMES)
+        place, pc = rng.choice(_PLACES)
+        groups = {stamgroep} | {f"{stamgroep}-{v}" for v in rng.sample(["ne", "en", "wi", "gs"], rng.randint(0, 3))}
+        if rng.random() < 0.05:
+            groups.add("plusklas")
+        support = rng.random() < 0.07
+        known: dict[str, Any] = {
+            "id": sid, "eckid": f"https://ketenid.nl/201703/{rng.getrandbits(64):016x}",
+            "bsn": f"{rng.randrange(10**8, 10**9)}", "roepnaam": rng.choice(_FIRST_NAMES),
+            "voorvoegsel": voorvoegsel, "achternaam": achternaam, "geboortedatum": birth,
+            "geslacht": rng.choice("MVMVMVX"), "emailadres": f"{sid.lower()}@leerling.example.nl",
+            "adres": f"Dorpsstraat {rng.randint(1, 200)}", "postcode": f"{pc[:3]}{rng.randint(0, 9)} "
+            f"{rng.choice('ABCDEFGHJK')}{rng.choice('ABCDEFGHJK')}", "woonplaats": place,
+            "nationaliteit": "NL" if rng.random() < 0.92 else rng.choice(["TR", "MA", "SY", "PL", "BE"]),
+            "foto": f"pasfoto/{sid}.jpg", "school": school, "leerjaar": leerjaar, "onderwijstype": kind,
+            "stamgroep": stamgroep, "lesgroepen": frozenset(groups),
+            "inschrijfdatum": max(birth + datetime.timedelta(days=4 * 365), year_start - datetime.timedelta(
+                days=365 * (leerjaar - 1) + rng.randrange(30))),
+            "actief": rng.random() > 0.05, "ondersteuningsaanvraag": support,
+            "verzuimtraject": school != primary and rng.random() < 0.03,
+            "zorgnotitie": "Handelingsplan lezen" if support else "",
+            "medische_notitie": "Notenallergie" if rng.random() < 0.04 else "",
+            "dyslexieverklaring": rng.random() < 0.08,
+            "ondersteuningsbehoefte": "OPP: extra instructie" if support else "",
+        }
+        student = {name: known[name] if _fits(known.get(name), fi.type) else _value_by_type(rng, fi, i)
+                   for name, fi in subject.items()}
+        for fi in other_fields:
+            student[fi.ref] = _value_by_type(rng, fi, i)
+        if topics:
+            student["consents"] = _consents(rng, topics, birth, today)
+        if rng.random() < 0.01:
+            _spoil(rng, student)
+        students.append(student)
+    return students
+
+
+# ---------------------------------------------------------------------------
+# Feeds and the overview
+
+@attrs.frozen
+class Feed:
+    partner: str
+    purpose: str
+    fields: tuple[str, ...]
+
+
+@attrs.define
+class FeedResult:
+    feed: Feed
+    students_shared: int = 0
+    values_shared: int = 0
+    decisions: int = 0
+    fields_denied: int = 0
+    denials: Counter[str] = attrs.field(factory=Counter)
+
+
+@attrs.define
+class DemoResult:
+    students: int
+    schools: Counter[str]
+    inactive: int
+    over_16: int
+    feeds: list[FeedResult]
+    decide_seconds: float
+    filter_seconds: float
+    tests_passed: int = 0
+    tests_failed: int = 0
+
+    @property
+    def decisions(self) -> int:
+        return sum(f.decisions for f in self.feeds)
+
+    @property
+    def denials(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for f in self.feeds:
+            total.update(f.denials)
+        return total
+
+
+def feeds(policy: Policy) -> list[Feed]:
+    """Every (partner, purpose) some permit covers, with the union of the fields its permits name."""
+    m = policy.model
+    out: dict[tuple[str, str], dict[str, None]] = {}
+    for rule in m.rules:
+        if rule.effect != "permit":
+            continue
+        for partner in sorted(p for p in m.partners if rule.partners.matches(p)):
+            for purpose in sorted(u for u in m.purposes if rule.purposes.matches(u)):
+                fields = out.setdefault((partner, purpose), {})
+                for g in rule.grants:
+                    fields.setdefault(g.ref)
+    return [Feed(p, u, tuple(f)) for (p, u), f in sorted(out.items())]
+
+
+def _age(birth: Any, day: datetime.date) -> int | None:
+    if type(birth) is not datetime.date:
+        return None
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def run_feeds(policy: Policy, students: Sequence[dict[str, Any]], at: Any,
+              progress: TextIO | None = None) -> tuple[list[FeedResult], float, float]:
+    """Every feed through ``compile`` (denials by reason) and ``filter`` (what is sent)."""
+    results = []
+    decide_seconds = filter_seconds = 0.0
+    all_feeds = feeds(policy)
+    for k, feed in enumerate(all_feeds, 1):
+        if progress is not None:
+            progress.write(f"\r\033[K  feed {k}/{len(all_feeds)}: {feed.partner} / {feed.purpose}")
+            progress.flush()
+        result = FeedResult(feed)
+        check = policy.compile(partner=feed.partner, purpose=feed.purpose,  # type: ignore[attr-defined]
+                               fields=list(feed.fields))
+        started = time.perf_counter()
+        decisions = [check(s, at=at) for s in students]
+        decide_seconds += time.perf_counter() - started
+        result.decisions = len(decisions)
+        for d in decisions:
+            for fd in d.fields.values():
+                if not fd.allowed:
+                    result.fields_denied += 1
+                    result.denials.update({r.code for r in fd.reasons})
+        started = time.perf_counter()
+        for row in policy.filter(feed.partner, feed.purpose, list(feed.fields), students,  # type: ignore[attr-defined]
+                                 at=at):
+            result.students_shared += 1
+            result.values_shared += len(row)
+        filter_seconds += time.perf_counter() - started
+        results.append(result)
+    if progress is not None:
+        progress.write("\r\033[K")
+        progress.flush()
+    return results, decide_seconds, filter_seconds
+
+
+def run_demo(*, students: int = 5000, seed: int = 2025, at: Any = None, out: TextIO | None = None,
+             progress: TextIO | None = None, paths: Iterable[str] | None = None) -> DemoResult:
+    """Run the demo and print its overview to ``out`` (if given); returns the figures."""
+    from .loader import load
+    from .runtime import local_day
+    from .testing import run
+
+    policy = load(*(list(paths) if paths else [bundled_policy_path()]), pseudonym_key=DEMO_PSEUDONYM_KEY)
+    if at is None:
+        at = datetime.datetime(2026, 3, 2, 10, 0)
+    today = local_day(at, policy.zone)
+    body = generate_students(policy, students, seed=seed, today=today)
+    results, decide_seconds, filter_seconds = run_feeds(policy, body, at, progress)
+    report = run(policy)
+    demo = DemoResult(
+        students=len(body), schools=Counter(str(s.get("school")) for s in body),
+        inactive=sum(1 for s in body if s.get("actief") is False),
+        over_16=sum(1 for s in body if (a := _age(s.get("geboortedatum"), today)) is not None and a >= 16),
+        feeds=results, decide_seconds=decide_seconds, filter_seconds=filter_seconds,
+        tests_passed=len(report.results) - len(report.failures), tests_failed=len(report.failures))
+    if out is not None:
+        out.write(render(demo, policy, at))
+    return demo
+
+
+def render(demo: DemoResult, policy: Policy, at: Any) -> str:
+    m = policy.model
+    moment = at.isoformat(sep=" ") if isinstance(at, datetime.datetime) else str(at)
+    lines = [
+        f"avgpolicy demo: policy {policy.version}, {len(policy.sources)} files, {len(m.rules)} rules, "
+        f"{len(m.partners)} partners; {demo.tests_passed} test blocks pass, {demo.tests_failed} fail",
+        f"{demo.students} synthetic students ("
+        + ", ".join(f"school {k}: {v}" for k, v in sorted(demo.schools.items()))
+        + f"); {demo.inactive} inactive, {demo.over_16} aged 16 or over",
+        f"feeds at {moment} ({policy.timezone})",
+        "",
+        f"{'partner':<15} {'purpose':<21} {'students':>9} {'fields':>6} {'values':>8}  top denial reasons",
+    ]
+    for r in demo.feeds:
+        top = ", ".join(f"{code} {n}" for code, n in r.denials.most_common(3))
+        lines.append(f"{r.feed.partner:<15} {r.feed.purpose:<21} {r.students_shared:>9} {len(r.feed.fields):>6} "
+                     f"{r.values_shared:>8}  {top}")
+    lines += ["", "denied field decisions by reason (a field may have several):"]
+    for code, count in demo.denials.most_common():
+        lines.append(f"  {code:<20} {count:>9}")
+    rate = demo.decisions / demo.decide_seconds if demo.decide_seconds else float("inf")
+    lines += ["", f"{demo.decisions} decisions in {demo.decide_seconds:.2f} s: {rate:,.0f} decisions/s (compiled); "
+              f"filter {demo.filter_seconds:.2f} s for the same feeds", ""]
+    return "\n".join(lines)
