@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from . import runtime as rt
+from .cache import CacheInfo, CompileCache
+from .decision import Decision
 from .errors import Diagnostic
 from .model import PolicyModel
+from .pseudonym import Pseudonymizer, year_of
+
+ENGINES = ("compiled", "interpreted")
+Moment = datetime.date | datetime.datetime | None
+
+
+def _check_request(partner: Any, purpose: Any, fields: Any) -> tuple[str, ...]:
+    if type(partner) is not str:
+        raise TypeError(f"partner must be a str, not {type(partner).__name__}")
+    if type(purpose) is not str:
+        raise TypeError(f"purpose must be a str, not {type(purpose).__name__}")
+    if isinstance(fields, (str, bytes)) or not isinstance(fields, (list, tuple)):
+        raise TypeError(f"fields must be a list of field names such as ['leerling.roepnaam'], "
+                        f"not {type(fields).__name__}")
+    for f in fields:
+        if type(f) is not str:
+            raise TypeError(f"every field must be a str such as 'leerling.roepnaam', not {type(f).__name__}")
+    if not fields:
+        raise ValueError("fields must name at least one field")
+    return tuple(fields)
+
+
+def _check_moment(at: Any) -> None:
+    if at is not None and not isinstance(at, datetime.date):
+        raise TypeError(f"at must be a datetime.date, a datetime.datetime or None, not {type(at).__name__}")
 
 
 class Policy:
@@ -22,7 +52,9 @@ class Policy:
         self.warnings = warnings
         self.sources: Mapping[str, str] = MappingProxyType(dict(sources or {}))
         self._pseudonym_key = pseudonym_key
+        self._pseudonymizer = Pseudonymizer(pseudonym_key) if pseudonym_key else None
         self._cache_size = cache_size
+        self._cache = CompileCache(cache_size)
 
     @property
     def timezone(self) -> str:
@@ -36,3 +68,97 @@ class Policy:
         m = self.model
         return (f"<Policy {self.version} rules={len(m.rules)} partners={len(m.partners)} "
                 f"purposes={len(m.purposes)} tz={self.timezone}>")
+
+    # -- deciding --------------------------------------------------------------
+
+    def _compiled(self, partner: str, purpose: str, fields: tuple[str, ...]) -> Any:
+        from .compiler import compile_request
+
+        return self._cache.get((partner, purpose, fields),
+                               lambda: compile_request(self, partner, purpose, fields))
+
+    def decide(self, partner: str, purpose: str, fields: Sequence[str], student: Any, *,
+               at: Moment = None, engine: str = "compiled") -> Decision:
+        """May ``partner`` receive ``fields`` of ``student`` for ``purpose`` at ``at``? Field by field.
+
+        Never raises because of the student's data; raises TypeError/ValueError for a wrong call.
+        ``engine="interpreted"`` uses the reference interpreter instead of the compiled function.
+        """
+        key = _check_request(partner, purpose, fields)
+        if engine == "compiled":
+            return self._compiled(partner, purpose, key)(student, at)
+        if engine == "interpreted":
+            from . import interpreter
+
+            _check_moment(at)
+            return interpreter.decide(self, partner, purpose, key, student, at)
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+
+    def compile(self, partner: str, purpose: str, fields: Sequence[str]) -> Any:
+        """A decision function ``check(student, at=None) -> Decision`` for this request (cached).
+
+        It carries ``.source`` (the generated Python) and ``.code_tree`` (its ``ast.Module``).
+        """
+        return self._compiled(partner, purpose, _check_request(partner, purpose, fields))
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses, maxsize and current size of the compile cache."""
+        return self._cache.info()
+
+    # -- filtering -------------------------------------------------------------
+
+    def _needs_key(self, partner: str, purpose: str, fields: tuple[str, ...]) -> list[str]:
+        return [f for f in fields for r in self.model.rules
+                if r.effect == "permit" and rt.covers(r, partner, purpose, f)
+                and (g := r.grant_for(f)) is not None and g.transform == "pseudonym"]
+
+    def filter(self, partner: str, purpose: str, fields: Sequence[str], students: Iterable[Any], *,
+               at: Moment = None) -> Iterator[dict[str, Any]]:
+        """For each student with at least one permitted field: a dict of the permitted fields.
+
+        Keys are the fields as requested; transforms are applied; a permitted field whose value
+        is missing or ill-typed is left out. Subject fields are read by bare name (``roepnaam``),
+        other datasets' fields by their full reference (``absentie.reden``). ``at=None`` is the
+        moment of this call, for the whole batch.
+        """
+        key = _check_request(partner, purpose, fields)
+        _check_moment(at)
+        if isinstance(students, (str, bytes, Mapping)) or not isinstance(students, Iterable):
+            raise TypeError(f"students must be an iterable of student records, not {type(students).__name__}")
+        if self._pseudonymizer is None:
+            needing = self._needs_key(partner, purpose, key)
+            if needing:
+                raise ValueError(f"{needing[0]} is permitted `as pseudonym` to {partner}: load the policy with "
+                                 "pseudonym_key=... to filter it")
+        moment = datetime.datetime.now(self.zone) if at is None else at
+        check = self._compiled(partner, purpose, key)
+        return self._rows(check, partner, key, students, moment)
+
+    def _rows(self, check: Any, partner: str, fields: tuple[str, ...], students: Iterable[Any],
+              moment: Moment) -> Iterator[dict[str, Any]]:
+        catalogue = self.model.catalogue
+        subject = catalogue.subject
+        for student in students:
+            decision = check(student, moment)
+            if not decision.allowed and not any(fd.allowed for fd in decision.fields.values()):
+                continue
+            record = rt.as_record(student)
+            if record is None:
+                continue
+            row: dict[str, Any] = {}
+            for ref, fd in decision.fields.items():
+                if not fd.allowed:
+                    continue
+                info = catalogue.fields[ref]
+                value = record.get(info.name if info.dataset == subject else ref)
+                if not rt.well_typed(value, info.type):
+                    continue
+                if fd.transform == "year":
+                    value = year_of(value)
+                elif fd.transform == "pseudonym":
+                    assert self._pseudonymizer is not None
+                    value = self._pseudonymizer.pseudonym(partner, ref, value)
+                if value is not None:
+                    row[ref] = value
+            if row:
+                yield row

@@ -1,0 +1,59 @@
+"""Compile cache: a bounded, thread-safe LRU of compiled decision functions.
+
+Keys are ``(partner, purpose, tuple(fields))``; one cache belongs to one (immutable)
+Policy, so the policy version is part of every key implicitly. Compiling happens
+outside the lock; if two threads compile the same request at once, the first one
+stored wins and both return it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple
+
+import cachetools
+
+
+class CacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
+
+
+class CompileCache:
+    """LRU of compiled functions (cachetools.LRUCache guarded by a lock)."""
+
+    def __init__(self, maxsize: int) -> None:
+        if type(maxsize) is not int:
+            raise TypeError(f"cache_size must be an int, not {type(maxsize).__name__}")
+        if maxsize < 1:
+            raise ValueError(f"cache_size must be at least 1, not {maxsize}")
+        self._lru: cachetools.LRUCache[Hashable, Any] = cachetools.LRUCache(maxsize=maxsize)
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The cached value for ``key``, building (and storing) it on a miss."""
+        with self._lock:
+            try:
+                value = self._lru[key]
+            except KeyError:
+                self._misses += 1
+            else:
+                self._hits += 1
+                return value
+        value = build()
+        with self._lock:
+            return self._lru.setdefault(key, value)
+
+    def info(self) -> CacheInfo:
+        with self._lock:
+            return CacheInfo(self._hits, self._misses, int(self._lru.maxsize), len(self._lru))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lru.clear()
+            self._hits = self._misses = 0

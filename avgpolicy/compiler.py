@@ -1,0 +1,573 @@
+"""Compiler: a (partner, purpose, fields) request -> a specialised Python decision function.
+
+Only the rules that can apply to that partner, purpose and those fields are compiled.
+Code is generated only through the stdlib ``ast`` module: str/int/bool/None and
+tuples of ints are ``ast.Constant``; everything else (dates, frozensets, prebuilt
+Decisions, helpers) goes into the exec namespace under generated names (``_v3``).
+Policy identifiers (which may contain ``-``) never become Python identifiers.
+
+Time. Windows are inclusive whole local days, so the set of rules and agreements
+in force changes only at local-date boundaries. The compiled callable holds the
+sorted boundary dates; each *epoch* between two boundaries gets its own generated
+function, built lazily on first use. Resolving ``at`` is a bisect (skipped when the
+same ``at`` object is passed again), so a function held for months is never stale.
+
+Outcomes. Fields governed by the same rules form a *group* that is decided once.
+A group's outcome is a tuple of reason-spec ids (see ``runtime``); the Decision for
+an outcome is built once and shared (immutable): the allowed path returns a
+prebuilt constant, other paths are memoised.
+
+Conditions. For each condition E two plain Python boolean expressions are generated:
+T(E) "E is true" and F(E) "E is false" (Kleene logic by duality: T(a and b) =
+T(a) and T(b), F(a and b) = F(a) or F(b), T(not a) = F(a), ...). Every field load
+is guarded by an exact type check, so a missing or ill-typed value makes both T
+and F false: *unknown*. Only on a non-true path is the reason worked out (which
+part failed, which attribute was missing), by generated if-chains mirroring
+``interpreter.failed_part`` and ``interpreter.unknown_attributes``.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import datetime
+import itertools
+import linecache
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import nodes as n
+from . import runtime as rt
+from .decision import Decision
+from .model import AGE, BIRTHDATE_FIELD, FieldInfo, RuleInfo
+
+if TYPE_CHECKING:
+    from .policy import Policy
+
+MEMO_LIMIT = 4096
+_serial = itertools.count(1)
+_NOTHING = object()
+
+_INVERSE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+_CMP_OPS: dict[str, type[ast.cmpop]] = {"==": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE,
+                                        ">": ast.Gt, ">=": ast.GtE}
+_TYPE_NAMES = {"text": "_str", "int": "_int", "bool": "_bool", "date": "_date"}
+
+
+# ---------------------------------------------------------------------------
+# ast helpers
+
+def _name(ident: str) -> ast.Name:
+    return ast.Name(id=ident, ctx=ast.Load())
+
+
+def _store(ident: str) -> ast.Name:
+    return ast.Name(id=ident, ctx=ast.Store())
+
+
+def _const(value: Any) -> ast.Constant:
+    return ast.Constant(value=value)
+
+
+def _call(func: str, *args: ast.expr) -> ast.Call:
+    return ast.Call(func=_name(func), args=list(args), keywords=[])
+
+
+def _and(items: list[ast.expr]) -> ast.expr:
+    return items[0] if len(items) == 1 else ast.BoolOp(op=ast.And(), values=items)
+
+
+def _or(items: list[ast.expr]) -> ast.expr:
+    return items[0] if len(items) == 1 else ast.BoolOp(op=ast.Or(), values=items)
+
+
+def _not(e: ast.expr) -> ast.expr:
+    return ast.UnaryOp(op=ast.Not(), operand=e)
+
+
+def _assign(target: str, value: ast.expr) -> ast.Assign:
+    return ast.Assign(targets=[_store(target)], value=value)
+
+
+def _append(target: str, ids: ast.expr) -> ast.AugAssign:
+    return ast.AugAssign(target=_store(target), op=ast.Add(), value=ids)
+
+
+def _if(test: ast.expr, body: list[ast.stmt], orelse: list[ast.stmt] | None = None) -> ast.If:
+    return ast.If(test=test, body=body or [ast.Pass()], orelse=orelse or [])
+
+
+def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
+    """``if a: ... elif b: ... else: last``."""
+    out = last
+    for test, body in reversed(branches):
+        out = [_if(test, body, out)]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# code generation for one epoch
+
+class _Gen:
+    """Builds the ast of one epoch's functions; shares the namespace and spec table of a request."""
+
+    def __init__(self, request: _Request, epoch: int) -> None:
+        self.req = request
+        self.epoch = epoch
+        self.tmp = itertools.count()
+
+    def temp(self) -> str:
+        return f"_t{next(self.tmp)}"
+
+    # -- operands and atoms ----------------------------------------------------
+
+    def literal(self, lit: n.Literal) -> ast.expr:
+        if type(lit.value) in (str, int, bool):
+            return _const(lit.value)
+        return _name(self.req.value(lit.value))
+
+    def guarded(self, ref: n.Ref) -> tuple[ast.expr, ast.expr]:
+        """(guard, value): the guard binds the value to a temp and is true iff it is well-typed."""
+        t = self.temp()
+        if ref.name == AGE:
+            bind = ast.NamedExpr(target=_store(t), value=_call("_age", _call("g", _const(BIRTHDATE_FIELD)),
+                                                                _name("day")))
+            return ast.Compare(left=bind, ops=[ast.IsNot()], comparators=[_const(None)]), _name(t)
+        ftype = self.req.subject[ref.name].type
+        bind = ast.NamedExpr(target=_store(t), value=_call("g", _const(ref.name)))
+        if ftype == "set":
+            return _call("_strset", bind), _name(t)
+        guard = ast.Compare(left=_call("_type", bind), ops=[ast.Is()], comparators=[_name(_TYPE_NAMES[ftype])])
+        return guard, _name(t)
+
+    def operand(self, op: n.Literal | n.Ref, guards: list[ast.expr]) -> ast.expr:
+        if isinstance(op, n.Literal):
+            return self.literal(op)
+        guard, value = self.guarded(op)
+        guards.append(guard)
+        return value
+
+    def atom(self, a: n.Expr, truth: bool) -> ast.expr:
+        """T(a) (truth=True) or F(a): guards, then the comparison (or its negation)."""
+        if not rt.atom_is_typed(a, self.req.subject):
+            return _const(False)
+        guards: list[ast.expr] = []
+        test: ast.expr
+        if isinstance(a, n.Compare):
+            left = self.operand(a.left, guards)
+            right = self.operand(a.right, guards)
+            op = a.op if truth else _INVERSE[a.op]
+            test = ast.Compare(left=left, ops=[_CMP_OPS[op]()], comparators=[right])
+        elif isinstance(a, n.InList):
+            x = self.operand(a.operand, guards)
+            values = _name(self.req.value(rt.list_values(a, self.req.subject)))
+            member = truth != a.negated
+            test = ast.Compare(left=x, ops=[ast.In() if member else ast.NotIn()], comparators=[values])
+        elif isinstance(a, n.InRange):
+            x = self.operand(a.operand, guards)
+            test = ast.Compare(left=self.literal(a.low), ops=[ast.LtE(), ast.LtE()],
+                               comparators=[x, self.literal(a.high)])
+            if truth == a.negated:
+                test = _not(test)
+        elif isinstance(a, n.InSet):
+            e = self.operand(a.element, guards)
+            c = self.operand(a.container, guards)
+            member = truth != a.negated
+            test = ast.Compare(left=e, ops=[ast.In() if member else ast.NotIn()], comparators=[c])
+        else:
+            raise TypeError(f"not an atom: {type(a).__name__}")
+        return _and([*guards, test])
+
+    def truth(self, e: n.Expr, want: bool) -> ast.expr:
+        """T(e) when want is True, F(e) when False (Kleene logic by duality)."""
+        if isinstance(e, n.Not):
+            return self.truth(e.operand, not want)
+        if isinstance(e, (n.And, n.Or)):
+            parts = [self.truth(i, want) for i in e.items]
+            conjunctive = isinstance(e, n.And) == want
+            return _and(parts) if conjunctive else _or(parts)
+        return self.atom(e, want)
+
+    # -- diagnosis of a condition that is not true -------------------------------
+
+    def spec(self, spec: rt.Spec) -> ast.Constant:
+        return _const(self.req.spec_id(spec))
+
+    def false_part(self, e: n.Expr, rule: RuleInfo, target: str) -> list[ast.stmt]:
+        if isinstance(e, n.And):
+            branches = [(self.truth(i, False), self.false_part(i, rule, target)) for i in e.items[:-1]]
+            return _chain(branches, self.false_part(e.items[-1], rule, target))
+        return [_assign(target, self.spec(("not_in_subset", rule, e)))]
+
+    def unknown_part(self, e: n.Expr, rule: RuleInfo, target: str) -> list[ast.stmt]:
+        if isinstance(e, n.Not):
+            return self.unknown_part(e.operand, rule, target)
+        if isinstance(e, (n.And, n.Or)):
+            want = isinstance(e, n.And)  # first item not true (and) / not false (or) is the unknown one
+            branches = [(_not(self.truth(i, want)), self.unknown_part(i, rule, target)) for i in e.items[:-1]]
+            return _chain(branches, self.unknown_part(e.items[-1], rule, target))
+        refs = rt.atom_refs(e)
+
+        def missing(bad: Sequence[n.Ref]) -> list[ast.stmt]:
+            attrs = tuple(dict.fromkeys(rt.attribute_of(r) for r in bad))
+            return [_assign(target, self.spec(("missing_attribute", rule, attrs)))]
+
+        if not rt.atom_is_typed(e, self.req.subject):
+            return missing(refs)
+        return self._missing_tree(refs, (), missing)
+
+    def _missing_tree(self, refs: tuple[n.Ref, ...], bad: tuple[n.Ref, ...],
+                      missing: Callable[[Sequence[n.Ref]], list[ast.stmt]]) -> list[ast.stmt]:
+        if not refs:
+            return missing(bad)
+        guard, _ = self.guarded(refs[0])
+        return [_if(guard, self._missing_tree(refs[1:], bad, missing),
+                    self._missing_tree(refs[1:], (*bad, refs[0]), missing))]
+
+    def diagnose(self, e: n.Expr, rule: RuleInfo, target: str) -> list[ast.stmt]:
+        return [_if(self.truth(e, False), self.false_part(e, rule, target), self.unknown_part(e, rule, target))]
+
+    # -- one group of fields -----------------------------------------------------
+
+    def group_body(self, group: _Group, emit: Callable[[ast.expr | tuple[int, ...]], list[ast.stmt]]
+                   ) -> list[ast.stmt]:
+        """Statements deciding one group; ``emit`` returns its outcome (a spec-id tuple)."""
+        req = self.req
+        rep = req.representative(self.epoch)
+        body: list[ast.stmt] = []
+        forbids = [r for r in group.forbids if r.window.contains_date(rep)]
+        if any(r.condition is None for r in forbids) and all(r.condition is None for r in forbids):
+            return emit(tuple(req.spec_id(("forbidden", r, None)) for r in forbids))
+        if forbids:
+            body.append(_assign("r", _const(())))
+            for r in forbids:
+                forbidden = req.spec_id(("forbidden", r, None))
+                if r.condition is None:
+                    body.append(_append("r", _const((forbidden,))))
+                    continue
+                unknown = self.unknown_part(r.condition, r, "x")
+                unknown.append(_append("r", ast.Tuple(elts=[_const(forbidden), _name("x")], ctx=ast.Load())))
+                body.append(_if(self.truth(r.condition, True), [_append("r", _const((forbidden,)))],
+                                [_if(_not(self.truth(r.condition, False)), unknown)]))
+            body.append(_if(_name("r"), emit(_name("r"))))
+        if not group.permits:
+            return body + emit((req.spec_id(rt.NO_PERMIT),))
+        static_failures: list[int] = []  # failures known at compile time, before the first dynamic one
+        dynamic = False
+
+        def add_failure(stmts: list[ast.stmt], spec_id: ast.expr) -> None:
+            stmts.append(_append("f", ast.Tuple(elts=[spec_id], ctx=ast.Load())))
+
+        for r, transform in group.permits:
+            if not r.window.contains_date(rep):
+                oid = req.spec_id(("outside_window", r, None))
+                if dynamic:
+                    add_failure(body, _const(oid))
+                else:
+                    static_failures.append(oid)
+                continue
+            if not dynamic:
+                body.append(_assign("f", _const(tuple(static_failures))))
+                dynamic = True
+            allowed = req.spec_id(("permitted", r, transform))
+            granted: list[ast.stmt]
+            if r.basis == "consent":
+                topic = r.consent_topic
+                assert topic is not None
+                info = req.policy.model.consents.get(topic)
+                status = _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)),
+                               _name("day"))
+                no_consent = tuple(req.spec_id(("no_consent", r, c)) for c in rt.CONSENT_STATUSES)
+                inform = req.spec_id(("inform_student", r, topic))
+                failed: list[ast.stmt] = []
+                add_failure(failed, ast.Subscript(value=_name(req.value(no_consent)), slice=_name("c"),
+                                                  ctx=ast.Load()))
+                granted = [_assign("c", status),
+                           _if(ast.Compare(left=_name("c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_OK)]),
+                               emit((allowed,)),
+                               [_if(ast.Compare(left=_name("c"), ops=[ast.Eq()],
+                                                comparators=[_const(rt.CONSENT_INFORM)]),
+                                    emit((allowed, inform)), failed)])]
+            else:
+                granted = emit((allowed,))
+            if r.condition is None:
+                body.extend(granted)
+                if r.basis != "consent":
+                    return body  # this permit always grants: later permits are unreachable
+                continue
+            body.append(_if(self.truth(r.condition, True), granted,
+                            [*self.diagnose(r.condition, r, "x"), _append("f", ast.Tuple(elts=[_name("x")],
+                                                                                         ctx=ast.Load()))]))
+        if not dynamic:
+            return body + emit(tuple(static_failures))
+        return body + emit(_name("f"))
+
+    # -- the epoch function ------------------------------------------------------
+
+    def module(self) -> ast.Module:
+        req = self.req
+        rep = req.representative(self.epoch)
+        agreement_ok = req.known_partner and rt.agreement_active(req.policy.model, req.partner, rep)
+        dynamic = [g for g in req.groups if g.static is None and agreement_ok]
+        fname = f"_epoch_{self.epoch}"
+        doc = _const(f"decide {req.partner}/{req.purpose} on local days {req.epoch_text(self.epoch)}")
+        args = ast.arguments(posonlyargs=[], args=[ast.arg(arg="s"), ast.arg(arg="day")], vararg=None,
+                             kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+        defs: list[ast.stmt] = []
+        body: list[ast.stmt] = [ast.Expr(value=doc)]
+
+        def static_outcome(g: _Group) -> tuple[int, ...]:
+            if g.static is not None:
+                return g.static
+            return (req.spec_id(rt.AGREEMENT_INACTIVE),)
+
+        if not dynamic:
+            key = req.key([static_outcome(g) for g in req.groups])
+            body.append(ast.Return(value=_name(req.value(req.decision(key)))))
+        else:
+            not_mapping = req.key([static_outcome(g) if g.static is not None or not agreement_ok
+                                   else (req.spec_id(rt.NOT_MAPPING_SPEC),) for g in req.groups])
+            body.append(_if(ast.Compare(left=_call("_type", _name("s")), ops=[ast.IsNot()],
+                                        comparators=[_name("_dict")]),
+                            [_assign("s", _call("_record", _name("s"))),
+                             _if(ast.Compare(left=_name("s"), ops=[ast.Is()], comparators=[_const(None)]),
+                                 [ast.Return(value=_name(req.value(req.decision(not_mapping))))])]))
+            body.append(_assign("g", ast.Attribute(value=_name("s"), attr="get", ctx=ast.Load())))
+            if len(req.groups) == 1:
+                def emit_single(outcome: ast.expr | tuple[int, ...]) -> list[ast.stmt]:
+                    if isinstance(outcome, tuple):
+                        return [ast.Return(value=_name(req.value(req.decision(outcome))))]
+                    return [ast.Return(value=_call("_decision", outcome))]
+                body.extend(self.group_body(req.groups[0], emit_single))
+            else:
+                def emit_multi(outcome: ast.expr | tuple[int, ...]) -> list[ast.stmt]:
+                    return [ast.Return(value=_const(outcome) if isinstance(outcome, tuple) else outcome)]
+                parts: list[ast.expr] = []
+                for i, g in enumerate(req.groups):
+                    if g.static is not None or not agreement_ok:
+                        parts.append(_const(static_outcome(g)))
+                        continue
+                    self.tmp = itertools.count()
+                    gbody = self.group_body(g, emit_multi)
+                    if len(gbody) == 1 and isinstance(gbody[0], ast.Return) and \
+                            isinstance(gbody[0].value, ast.Constant):
+                        parts.append(gbody[0].value)  # decided without looking at the student
+                        continue
+                    gname = f"{fname}_group_{i}"
+                    defs.append(ast.FunctionDef(name=gname, args=args, body=[
+                        ast.Expr(value=_const(f"fields {', '.join(g.fields)}")),
+                        _assign("g", ast.Attribute(value=_name("s"), attr="get", ctx=ast.Load())),
+                        *gbody], decorator_list=[], returns=None))
+                    parts.append(_call(gname, _name("s"), _name("day")))
+                body.append(ast.Return(value=_call("_decision", ast.Tuple(elts=parts, ctx=ast.Load()))))
+        defs.append(ast.FunctionDef(name=fname, args=args, body=body, decorator_list=[], returns=None))
+        return ast.fix_missing_locations(ast.Module(body=defs, type_ignores=[]))
+
+
+# ---------------------------------------------------------------------------
+# a compiled request
+
+class _Group:
+    """Fields decided by the same rules (and transforms): decided once per call."""
+
+    def __init__(self, fields: list[str], static: tuple[int, ...] | None, forbids: list[RuleInfo],
+                 permits: list[tuple[RuleInfo, str | None]]) -> None:
+        self.fields = fields
+        self.static = static
+        self.forbids = forbids
+        self.permits = permits
+
+
+class _Request:
+    def __init__(self, policy: Policy, partner: str, purpose: str, fields: Sequence[str]) -> None:
+        self.policy = policy
+        self.partner = partner
+        self.purpose = purpose
+        self.fields = list(dict.fromkeys(fields))
+        model = policy.model
+        self.subject: dict[str, FieldInfo] = dict(model.catalogue.subject_fields)
+        self.known_partner = partner in model.partners
+        self.namespace: dict[str, Any] = {
+            "__builtins__": {}, "_type": type, "_str": str, "_int": int, "_bool": bool, "_date": datetime.date,
+            "_dict": dict, "_record": rt.as_record, "_age": rt.age_of, "_strset": rt.is_str_set,
+            "_consent": rt.consent_status, "_decision": self.lookup}
+        self._values: dict[int, str] = {}
+        self._keep: list[Any] = []
+        self.specs: list[rt.Spec] = []
+        self._spec_ids: dict[Any, int] = {}
+        self.memo: dict[Any, Decision] = {}
+        # group the fields by the rules that decide them
+        groups: dict[Any, _Group] = {}
+        windows = []
+        if self.known_partner:
+            windows.extend(a.window for a in model.partners[partner].agreements)
+        self.group_of: list[int] = []
+        index: dict[Any, int] = {}
+        for f in self.fields:
+            static = rt.static_specs(model, partner, purpose, f)
+            if static:
+                sig: Any = ("static", static)
+                group = groups.get(sig) or _Group([], tuple(self.spec_id(s) for s in static), [], [])
+            else:
+                rules = [r for r in model.rules if rt.covers(r, partner, purpose, f)]
+                forbids = [r for r in rules if r.effect == "forbid"]
+                permits = [(r, g.transform) for r in rules if r.effect == "permit" and (g := r.grant_for(f))]
+                windows.extend(r.window for r in rules)
+                sig = (tuple(r.name for r in forbids), tuple((r.name, t) for r, t in permits))
+                group = groups.get(sig) or _Group([], None, forbids, permits)
+            groups[sig] = group
+            group.fields.append(f)
+            self.group_of.append(index.setdefault(sig, len(index)))
+        self.groups = list(groups.values())
+        bounds = set()
+        for w in windows:
+            if w.start is not None:
+                bounds.add(w.start)
+            if w.end is not None and w.end < datetime.date.max:
+                bounds.add(w.end + datetime.timedelta(days=1))
+        self.boundaries = sorted(bounds)
+        self.epochs: list[Callable[[Any, datetime.date], Decision] | None] = [None] * (len(self.boundaries) + 1)
+        self.modules: dict[int, ast.Module] = {}
+        self.lock = threading.Lock()
+        self.serial = next(_serial)
+        self.filenames: list[str] = []
+
+    # -- namespace and specs -----------------------------------------------------
+
+    def value(self, v: Any) -> str:
+        """A generated namespace name holding ``v`` (one name per object)."""
+        name = self._values.get(id(v))
+        if name is None:
+            name = f"_v{len(self._values)}"
+            self._values[id(v)] = name
+            self._keep.append(v)  # keeps id(v) unique while the request lives
+            self.namespace[name] = v
+        return name
+
+    def spec_id(self, spec: rt.Spec) -> int:
+        code, rule, detail = spec
+        key = (code, rule.name if rule else None, id(detail) if isinstance(detail, n.Node) else detail)
+        sid = self._spec_ids.get(key)
+        if sid is None:
+            sid = self._spec_ids[key] = len(self.specs)
+            self.specs.append(spec)
+        return sid
+
+    def key(self, outcomes: list[tuple[int, ...]]) -> Any:
+        return outcomes[0] if len(self.groups) == 1 else tuple(outcomes)
+
+    def decision(self, key: Any) -> Decision:
+        """The Decision for an outcome key (one spec-id tuple, or one per group)."""
+        outcomes = (key,) if len(self.groups) == 1 else key
+        fds = tuple(rt.field_decision(f, tuple(self.specs[i] for i in outcomes[gi]), self.partner, self.purpose)
+                    for f, gi in zip(self.fields, self.group_of, strict=True))
+        return Decision.of(fds, policy_version=self.policy.version, partner=self.partner, purpose=self.purpose)
+
+    def lookup(self, key: Any) -> Decision:
+        d = self.memo.get(key)
+        if d is None:
+            d = self.decision(key)
+            if len(self.memo) < MEMO_LIMIT:
+                self.memo[key] = d
+        return d
+
+    # -- epochs ------------------------------------------------------------------
+
+    def representative(self, epoch: int) -> datetime.date:
+        return self.boundaries[epoch - 1] if epoch > 0 else datetime.date.min
+
+    def epoch_text(self, epoch: int) -> str:
+        start = self.boundaries[epoch - 1].isoformat() if epoch > 0 else "..."
+        end = (self.boundaries[epoch] - datetime.timedelta(days=1)).isoformat() \
+            if epoch < len(self.boundaries) else "..."
+        return f"{start} to {end}"
+
+    def specialise(self, epoch: int) -> Callable[[Any, datetime.date], Decision]:
+        with self.lock:
+            fn = self.epochs[epoch]
+            if fn is not None:
+                return fn
+            tree = _Gen(self, epoch).module()
+            source = ast.unparse(tree)
+            filename = f"<avgpolicy {self.partner}/{self.purpose} #{self.serial} epoch {epoch}>"
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+            self.filenames.append(filename)
+            exec(compile(tree, filename, "exec"), self.namespace)  # code built from ast nodes only
+            fn = self.namespace[f"_epoch_{epoch}"]
+            self.modules[epoch] = tree
+            self.epochs[epoch] = fn
+            return fn
+
+    def resolve(self, at: Any) -> tuple[datetime.date, Callable[[Any, datetime.date], Decision]]:
+        day = rt.local_day(at, self.policy.zone)
+        i = bisect.bisect_right(self.boundaries, day)
+        fn = self.epochs[i]
+        if fn is None:
+            fn = self.specialise(i)
+        return day, fn
+
+    def code_tree(self) -> ast.Module:
+        body = [stmt for i in sorted(self.modules) for stmt in self.modules[i].body]
+        return ast.Module(body=body, type_ignores=[])
+
+
+def _forget(filenames: list[str]) -> None:
+    for f in filenames:
+        linecache.cache.pop(f, None)
+
+
+def compile_request(policy: Policy, partner: str, purpose: str, fields: Sequence[str]) -> Any:
+    """The decision function ``check(student, at=None) -> Decision`` for one request.
+
+    Attributes: ``source`` (generated Python of the epochs specialised so far, via ast.unparse),
+    ``code_tree`` (their ``ast.Module``), ``boundaries`` (local dates where rules or agreements
+    begin or end), ``specialise_all()`` (generate every epoch now).
+    """
+    req = _Request(policy, partner, purpose, fields)
+    resolve = req.resolve
+    last: tuple[Any, Any, Any] = (_NOTHING, None, None)
+
+    def check(student: Any, at: datetime.date | datetime.datetime | None = None) -> Decision:
+        nonlocal last
+        c = last
+        if at is c[0]:
+            return c[2](student, c[1])
+        day, fn = resolve(at)
+        if at is not None:
+            last = (at, day, fn)
+        return fn(student, day)
+
+    def specialise_all() -> None:
+        for i in range(len(req.epochs)):
+            req.specialise(i)
+
+    def source() -> str:
+        return ast.unparse(req.code_tree())
+
+    check.__qualname__ = check.__name__ = f"check<{partner}/{purpose}>"
+    check.boundaries = tuple(req.boundaries)  # type: ignore[attr-defined]
+    check.specialise_all = specialise_all  # type: ignore[attr-defined]
+    check.request = (partner, purpose, tuple(fields))  # type: ignore[attr-defined]
+    _attach(check, req)
+    weakref.finalize(check, _forget, req.filenames)
+    resolve(None)  # specialise the epoch of today, so that ``source`` shows something
+    return check
+
+
+def _attach(check: Any, req: _Request) -> None:
+    """Expose the generated code; ``source``/``code_tree`` are refreshed when an epoch is specialised."""
+    original = req.specialise
+
+    def specialise(epoch: int) -> Callable[[Any, datetime.date], Decision]:
+        fn = original(epoch)
+        with req.lock:
+            tree = req.code_tree()
+            check.code_tree = tree
+            check.source = ast.unparse(tree)
+        return fn
+
+    req.specialise = specialise  # type: ignore[method-assign]
+    check.code_tree = req.code_tree()
+    check.source = ""

@@ -1,0 +1,179 @@
+"""Reference interpreter: a plain tree-walking evaluator of spec section 4, the oracle.
+
+Deliberately simple: every field is decided on its own, every rule is looked at,
+every condition is walked node by node with three-valued (Kleene) logic, where
+None is *unknown*. The compiled engine must agree with it on every field's
+outcome and on every reason, in order (see ``runtime`` for the canonical order).
+"""
+
+from __future__ import annotations
+
+import datetime
+import operator
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import nodes as n
+from . import runtime as rt
+from .decision import Decision
+from .model import AGE, FieldInfo, RuleInfo
+
+if TYPE_CHECKING:
+    from .policy import Policy
+
+_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+        ">=": operator.ge}
+
+
+def _operand(op: n.Literal | n.Ref, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
+             day: datetime.date) -> tuple[bool, Any]:
+    """(known, value) of an operand for this student."""
+    if isinstance(op, n.Literal):
+        return True, op.value
+    if op.name == AGE:
+        age = rt.age_of(record.get(rt.attribute_of(op)), day)
+        return age is not None, age
+    fi = subject.get(op.name)
+    value = record.get(op.name)
+    return (fi is not None and rt.well_typed(value, fi.type)), value
+
+
+def _atom(atom: n.Expr, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
+          day: datetime.date) -> bool | None:
+    if not rt.atom_is_typed(atom, subject):
+        return None
+    if isinstance(atom, n.Compare):
+        lk, lv = _operand(atom.left, record, subject, day)
+        rk, rv = _operand(atom.right, record, subject, day)
+        if not (lk and rk):
+            return None
+        return bool(_OPS[atom.op](lv, rv))
+    if isinstance(atom, n.InList):
+        k, v = _operand(atom.operand, record, subject, day)
+        return None if not k else (v in rt.list_values(atom, subject)) != atom.negated
+    if isinstance(atom, n.InRange):
+        k, v = _operand(atom.operand, record, subject, day)
+        return None if not k else (atom.low.value <= v <= atom.high.value) != atom.negated
+    if isinstance(atom, n.InSet):
+        ek, ev = _operand(atom.element, record, subject, day)
+        ck, cv = _operand(atom.container, record, subject, day)
+        return None if not (ek and ck) else (ev in cv) != atom.negated
+    raise TypeError(f"not an atom: {type(atom).__name__}")
+
+
+def evaluate(e: n.Expr, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
+             day: datetime.date) -> bool | None:
+    """Kleene evaluation: True, False or None (unknown)."""
+    if isinstance(e, n.And):
+        values = [evaluate(i, record, subject, day) for i in e.items]
+        return False if False in values else (None if None in values else True)
+    if isinstance(e, n.Or):
+        values = [evaluate(i, record, subject, day) for i in e.items]
+        return True if True in values else (None if None in values else False)
+    if isinstance(e, n.Not):
+        v = evaluate(e.operand, record, subject, day)
+        return None if v is None else not v
+    return _atom(e, record, subject, day)
+
+
+def failed_part(e: n.Expr, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
+                day: datetime.date) -> n.Expr:
+    """For a false condition: the part to quote (the first false conjunct, recursively)."""
+    if isinstance(e, n.And):
+        for item in e.items:
+            if evaluate(item, record, subject, day) is False:
+                return failed_part(item, record, subject, day)
+    return e
+
+
+def unknown_attributes(e: n.Expr, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
+                       day: datetime.date) -> tuple[str, ...]:
+    """For an unknown condition: the attributes of the first unknown atom on the deciding path."""
+    if isinstance(e, (n.And, n.Or)):
+        for item in e.items:
+            if evaluate(item, record, subject, day) is None:
+                return unknown_attributes(item, record, subject, day)
+        raise AssertionError("an unknown and/or has an unknown item")
+    if isinstance(e, n.Not):
+        return unknown_attributes(e.operand, record, subject, day)
+    refs = rt.atom_refs(e)
+    if not rt.atom_is_typed(e, subject):
+        bad = refs
+    else:
+        bad = tuple(r for r in refs if not _operand(r, record, subject, day)[0])
+    return tuple(dict.fromkeys(rt.attribute_of(r) for r in bad))
+
+
+def field_specs(policy: Policy, partner: str, purpose: str, field: str, record: dict[Any, Any] | None,
+                day: datetime.date) -> tuple[rt.Spec, ...]:
+    """Every reason spec for one requested field, in the canonical order."""
+    model = policy.model
+    static = rt.static_specs(model, partner, purpose, field)
+    if static:
+        return static
+    if not rt.agreement_active(model, partner, day):
+        return (rt.AGREEMENT_INACTIVE,)
+    if record is None:
+        return (rt.NOT_MAPPING_SPEC,)
+    subject = model.catalogue.subject_fields
+    rules = [r for r in model.rules if rt.covers(r, partner, purpose, field)]
+
+    forbids: list[rt.Spec] = []
+    for r in rules:
+        if r.effect != "forbid" or not r.window.contains_date(day):
+            continue
+        v = True if r.condition is None else evaluate(r.condition, record, subject, day)
+        if v is True:
+            forbids.append(("forbidden", r, None))
+        elif v is None:
+            assert r.condition is not None
+            forbids.append(("forbidden", r, None))
+            forbids.append(("missing_attribute", r, unknown_attributes(r.condition, record, subject, day)))
+    if forbids:
+        return tuple(forbids)
+
+    permits = [r for r in rules if r.effect == "permit"]
+    if not permits:
+        return (rt.NO_PERMIT,)
+    failures: list[rt.Spec] = []
+    for r in permits:
+        failure = _permit_failure(policy, r, record, subject, day)
+        if failure is None or failure[0] == "inform_student":
+            grant = r.grant_for(field)
+            assert grant is not None
+            allowed: rt.Spec = ("permitted", r, grant.transform)
+            return (allowed,) if failure is None else (allowed, failure)
+        failures.append(failure)
+    return tuple(failures)
+
+
+def _permit_failure(policy: Policy, r: RuleInfo, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
+                    day: datetime.date) -> rt.Spec | None:
+    """None when the permit grants; an inform_student spec when it grants with that note; else why not."""
+    if not r.window.contains_date(day):
+        return ("outside_window", r, None)
+    if r.condition is not None:
+        v = evaluate(r.condition, record, subject, day)
+        if v is False:
+            return ("not_in_subset", r, failed_part(r.condition, record, subject, day))
+        if v is None:
+            return ("missing_attribute", r, unknown_attributes(r.condition, record, subject, day))
+    if r.basis == "consent":
+        assert r.consent_topic is not None
+        info = policy.model.consents.get(r.consent_topic)
+        status = rt.consent_status(record, r.consent_topic, bool(info and info.reconfirm_at_16), day)
+        if status == rt.CONSENT_INFORM:
+            return ("inform_student", r, r.consent_topic)
+        if status != rt.CONSENT_OK:
+            return ("no_consent", r, status)
+    return None
+
+
+def decide(policy: Policy, partner: str, purpose: str, fields: Sequence[str], student: Any,
+           at: datetime.date | datetime.datetime | None) -> Decision:
+    """The reference decision (arguments are assumed checked by ``Policy.decide``)."""
+    day = rt.local_day(at, policy.zone)
+    record = rt.as_record(student)
+    fds = tuple(rt.field_decision(f, field_specs(policy, partner, purpose, f, record, day), partner, purpose)
+                for f in dict.fromkeys(fields))
+    return Decision.of(fds, policy_version=policy.version, partner=partner, purpose=purpose)

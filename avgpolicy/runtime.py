@@ -1,0 +1,393 @@
+"""Runtime semantics shared by both engines: local days, age, type guards, consent, reasons.
+
+The interpreter and the compiler decide the same way because the parts that are
+easy to get subtly wrong live here once:
+
+* ``local_day(at, zone)``: the local calendar day a moment falls on (windows are
+  whole local days, so this is all a decision needs of ``at``).
+* ``age_on(birth, day)``: whole years on a local date. A 29 February birthday
+  counts from 1 March in non-leap years: we compare (month, day) tuples, and
+  (2, 28) < (2, 29) <= (3, 1).
+* value guards: a value is well-typed only if its type is exactly the declared
+  one (``bool`` is not an ``int``, a ``datetime`` is not a ``date``, a ``str``
+  subclass is not text); a ``set`` value is a set/frozenset/list/tuple of exact
+  ``str``. Ill-typed values count as missing (*unknown* in conditions), so no
+  user code (``__eq__``, ``__hash__``) ever runs on student data.
+* ``consent_status``: spec section 4, returning one of the ``CONSENT_*`` codes.
+* reason specs: both engines describe a field's outcome as a tuple of specs
+  ``(code, rule, detail)``; ``field_decision`` turns them into a FieldDecision with
+  the same messages whichever engine produced them.
+
+Canonical reason order for one field (both engines):
+
+1. ``unknown_partner``, ``unknown_purpose``, ``unknown_field`` (those that apply); else
+2. ``agreement_inactive``; else
+3. ``missing_attribute`` (no rule) when the student record is not a mapping; else
+4. for each forbid in rule-name order that applies: ``forbidden`` [+ ``missing_attribute``
+   when an unknown value made it apply]; if there is any, the field is denied; else
+5. ``permitted`` [+ ``inform_student``] from the first permit (rule-name order) that
+   grants the field; else
+6. ``no_permit`` when no permit covers (partner, purpose, field), otherwise one reason
+   per covering permit in rule-name order: the first of its checks that failed, in the
+   order ``outside_window``, ``not_in_subset`` / ``missing_attribute``, ``no_consent``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import nodes as n
+from .decision import Consent, FieldDecision, Location, Reason
+from .model import AGE, BIRTHDATE_FIELD, FieldInfo, RuleInfo
+
+_date = datetime.date
+_datetime = datetime.datetime
+AGE_OF_CONSENT = 16
+SET_TYPES = (set, frozenset, list, tuple)
+
+
+# ---------------------------------------------------------------------------
+# Time
+
+def local_day(at: Any, zone: ZoneInfo) -> datetime.date:
+    """The local calendar day of ``at``: a date is that day, a naive datetime is local time,
+    an aware datetime is converted to ``zone``, None is now. Anything else is a TypeError."""
+    if at is None:
+        return _datetime.now(zone).date()
+    if type(at) is _date:
+        return at
+    if isinstance(at, _datetime):
+        if at.tzinfo is None or at.utcoffset() is None:
+            return _date(at.year, at.month, at.day)
+        local = at.astimezone(zone)
+        return _date(local.year, local.month, local.day)
+    if isinstance(at, _date):
+        return _date(at.year, at.month, at.day)
+    raise TypeError(f"at must be a datetime.date, a datetime.datetime or None, not {type(at).__name__}")
+
+
+def age_on(birth: datetime.date, day: datetime.date) -> int:
+    """Whole years on ``day`` (a 29 February birthday counts from 1 March in non-leap years)."""
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def age_of(value: Any, day: datetime.date) -> int | None:
+    """The built-in ``age``: whole years from a well-typed birth date, else None (unknown)."""
+    if type(value) is not _date:
+        return None
+    return day.year - value.year - ((day.month, day.day) < (value.month, value.day))
+
+
+# ---------------------------------------------------------------------------
+# Values
+
+def is_str_set(value: Any) -> bool:
+    return type(value) in SET_TYPES and all(type(e) is str for e in value)
+
+
+_GUARDS: dict[str, Any] = {"text": str, "int": int, "bool": bool, "date": _date}
+
+
+def well_typed(value: Any, field_type: str) -> bool:
+    """Whether ``value`` is exactly of the catalogue type ``field_type``."""
+    if field_type == "set":
+        return is_str_set(value)
+    return type(value) is _GUARDS.get(field_type)
+
+
+def as_record(value: Any) -> dict[Any, Any] | None:
+    """A plain dict with the mapping's items, or None when ``value`` is not a usable mapping."""
+    if type(value) is dict:
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return dict(value.items())
+        except Exception:  # a broken mapping is bad data: deny, never raise
+            return None
+    return None
+
+
+def operand_type(op: n.Literal | n.Ref, subject: Mapping[str, FieldInfo]) -> str | None:
+    """The static type of an operand: a literal's type, ``int`` for age, a field's type, else None."""
+    if isinstance(op, n.Literal):
+        return op.type
+    if op.name == AGE:
+        return "int"
+    fi = subject.get(op.name)
+    return fi.type if fi else None
+
+
+def attribute_of(ref: n.Ref) -> str:
+    """The student attribute a reference reads (``age`` reads the birth date)."""
+    return BIRTHDATE_FIELD if ref.name == AGE else ref.name
+
+
+def atom_refs(atom: n.Expr) -> tuple[n.Ref, ...]:
+    if isinstance(atom, n.Compare):
+        ops: tuple[Any, ...] = (atom.left, atom.right)
+    elif isinstance(atom, (n.InList, n.InRange)):
+        ops = (atom.operand,)
+    elif isinstance(atom, n.InSet):
+        ops = (atom.element, atom.container)
+    else:
+        raise TypeError(f"not an atom: {type(atom).__name__}")
+    return tuple(o for o in ops if isinstance(o, n.Ref))
+
+
+def atom_is_typed(atom: n.Expr, subject: Mapping[str, FieldInfo]) -> bool:
+    """Whether an atom's operand types fit (a policy that passed the checker always does).
+
+    An atom that does not fit is *unknown* for every student, in both engines."""
+    if isinstance(atom, n.Compare):
+        t = operand_type(atom.left, subject)
+        return t is not None and t != "set" and t == operand_type(atom.right, subject)
+    if isinstance(atom, n.InList):
+        t = operand_type(atom.operand, subject)
+        return t is not None and t != "set"
+    if isinstance(atom, n.InRange):
+        t = operand_type(atom.operand, subject)
+        return t is not None and t != "set" and t == atom.low.type == atom.high.type
+    if isinstance(atom, n.InSet):
+        return operand_type(atom.element, subject) == "text" and operand_type(atom.container, subject) == "set"
+    raise TypeError(f"not an atom: {type(atom).__name__}")
+
+
+def list_values(atom: n.InList, subject: Mapping[str, FieldInfo]) -> frozenset[Any]:
+    """The list literals of the operand's type (others can never be equal to a well-typed value)."""
+    t = operand_type(atom.operand, subject)
+    return frozenset(v.value for v in atom.values if v.type == t)
+
+
+# ---------------------------------------------------------------------------
+# Condition text (for not_in_subset messages): canonical .avg syntax, never student values
+
+def literal_text(lit: n.Literal) -> str:
+    v = lit.value
+    if lit.type == "text":
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if lit.type == "bool":
+        return "true" if v else "false"
+    if lit.type == "date":
+        return v.isoformat()  # type: ignore[union-attr]
+    return str(v)
+
+
+def condition_text(e: n.Expr | n.Literal | n.Ref) -> str:
+    """The condition (part) as .avg text."""
+    if isinstance(e, n.Literal):
+        return literal_text(e)
+    if isinstance(e, n.Ref):
+        return e.name
+    if isinstance(e, n.Compare):
+        return f"{condition_text(e.left)} {e.op} {condition_text(e.right)}"
+    neg = "not in" if getattr(e, "negated", False) else "in"
+    if isinstance(e, n.InList):
+        return f"{condition_text(e.operand)} {neg} [{', '.join(literal_text(v) for v in e.values)}]"
+    if isinstance(e, n.InRange):
+        return f"{condition_text(e.operand)} {neg} {literal_text(e.low)}..{literal_text(e.high)}"
+    if isinstance(e, n.InSet):
+        return f"{condition_text(e.element)} {neg} {e.container.name}"
+    if isinstance(e, n.And):
+        return " and ".join(f"({condition_text(i)})" if isinstance(i, n.Or) else condition_text(i)
+                            for i in e.items)
+    if isinstance(e, n.Or):
+        return " or ".join(condition_text(i) for i in e.items)
+    if isinstance(e, n.Not):
+        inner = condition_text(e.operand)
+        return f"not ({inner})" if isinstance(e.operand, (n.And, n.Or)) else f"not {inner}"
+    raise TypeError(f"not a condition: {type(e).__name__}")
+
+
+# ---------------------------------------------------------------------------
+# Consent (spec section 4)
+
+CONSENT_OK = 0          # valid
+CONSENT_INFORM = 1      # valid parental consent, student now 16 or older: allowed + inform_student
+CONSENT_NONE = 2
+CONSENT_NOT_YET = 3     # given after the moment of the decision
+CONSENT_WITHDRAWN = 4
+CONSENT_NO_BIRTHDATE = 5
+CONSENT_PARENT_AFTER_16 = 6
+CONSENT_STUDENT_BEFORE_16 = 7
+CONSENT_RECONFIRM = 8   # reconfirm_at_16 topic, parental consent, student 16 or older
+CONSENT_INVALID = 9     # ill-typed consents mapping or entry
+CONSENT_STATUSES = tuple(range(10))
+
+_CONSENT_WHY = {
+    CONSENT_NONE: "the student record holds no consent for topic {t}",
+    CONSENT_NOT_YET: "consent for topic {t} was given only after this day",
+    CONSENT_WITHDRAWN: "consent for topic {t} was withdrawn",
+    CONSENT_NO_BIRTHDATE: ("consent for topic {t} cannot be checked: the birth date (" + BIRTHDATE_FIELD
+                           + ") is missing or not a date, so the party entitled to give it is unknown"),
+    CONSENT_PARENT_AFTER_16: ("consent for topic {t} was given by a parent on or after the student's 16th "
+                              "birthday (given by the wrong party: from 16 only the student can consent)"),
+    CONSENT_STUDENT_BEFORE_16: ("consent for topic {t} was given by the student before their 16th birthday "
+                                "(given by the wrong party: a parent must consent below 16)"),
+    CONSENT_RECONFIRM: ("consent for topic {t} was given by a parent and the topic needs reconfirmation at 16: "
+                        "the student is 16 or older and must give it personally"),
+    CONSENT_INVALID: ("the consent for topic {t} is not a Consent or a mapping with 'by' (parent or student), "
+                      "'given' (a date) and 'withdrawn' (a date or None)"),
+}
+
+
+def _consent_parts(entry: Any) -> tuple[str, datetime.date, datetime.date | None] | None:
+    if type(entry) is Consent:
+        return entry.by, entry.given, entry.withdrawn
+    m = as_record(entry)
+    if m is None:
+        return None
+    by, given, withdrawn = m.get("by"), m.get("given"), m.get("withdrawn")
+    if type(by) is not str or by not in ("parent", "student") or type(given) is not _date:
+        return None
+    if withdrawn is not None and type(withdrawn) is not _date:
+        return None
+    return by, given, withdrawn
+
+
+def consent_status(record: Mapping[Any, Any], topic: str, reconfirm_at_16: bool, day: datetime.date) -> int:
+    """Whether the record holds valid consent for ``topic`` on local ``day`` (a CONSENT_* code)."""
+    consents = record.get("consents")
+    if consents is None:
+        return CONSENT_NONE
+    consents = as_record(consents)
+    if consents is None:
+        return CONSENT_INVALID
+    entry = consents.get(topic)
+    if entry is None:
+        return CONSENT_NONE
+    parts = _consent_parts(entry)
+    if parts is None:
+        return CONSENT_INVALID
+    by, given, withdrawn = parts
+    if given > day:
+        return CONSENT_NOT_YET
+    if withdrawn is not None and withdrawn <= day:
+        return CONSENT_WITHDRAWN
+    birth = record.get(BIRTHDATE_FIELD)
+    if type(birth) is not _date:
+        return CONSENT_NO_BIRTHDATE
+    if by == "parent":
+        if age_on(birth, given) >= AGE_OF_CONSENT:
+            return CONSENT_PARENT_AFTER_16
+        if age_on(birth, day) >= AGE_OF_CONSENT:
+            return CONSENT_RECONFIRM if reconfirm_at_16 else CONSENT_INFORM
+        return CONSENT_OK
+    if age_on(birth, given) < AGE_OF_CONSENT:
+        return CONSENT_STUDENT_BEFORE_16
+    return CONSENT_OK
+
+
+# ---------------------------------------------------------------------------
+# Reason specs -> Reasons and FieldDecisions (one definition for both engines)
+
+#: ``(code, rule or None, detail)``; detail depends on the code (a name, an Expr, attribute
+#: names, a consent status, a transform).
+Spec = tuple[str, RuleInfo | None, Any]
+NOT_A_MAPPING = "<student record>"
+
+
+def location_of(rule: RuleInfo | None) -> Location | None:
+    if rule is None or rule.span is None:
+        return None
+    return Location(rule.span.file, rule.span.line)
+
+
+def _window_text(rule: RuleInfo) -> str:
+    w = rule.window
+    parts = ([f"from {w.start.isoformat()}"] if w.start else []) + ([f"until {w.end.isoformat()}"] if w.end else [])
+    return " ".join(parts) or "always"
+
+
+def _rule_text(rule: RuleInfo) -> str:
+    return f"rule {rule.name}" + (f" ({rule.note})" if rule.note else "")
+
+
+def reason_message(spec: Spec, field: str, partner: str, purpose: str) -> str:
+    code, rule, detail = spec
+    if code == "unknown_partner":
+        return f"partner {partner!r} is not declared in this policy set"
+    if code == "unknown_purpose":
+        return f"purpose {purpose!r} is not declared in this policy set"
+    if code == "unknown_field":
+        return f"field {field!r} is not in the data catalogue"
+    if code == "agreement_inactive":
+        return f"partner {partner} has no processing agreement in force on this day"
+    if code == "forbidden":
+        return f"forbidden by {_rule_text(rule)}"  # type: ignore[arg-type]
+    if code == "missing_attribute":
+        if detail == (NOT_A_MAPPING,):
+            return "the student record is not a mapping"
+        names = ", ".join(detail)
+        what = "forbid" if rule is not None and rule.effect == "forbid" else "permit"
+        return (f"student attribute {names} is missing or ill-typed, so the condition of {what} "
+                f"rule {rule.name if rule else '?'} cannot be decided")
+    if code == "permitted":
+        assert rule is not None
+        basis = f"consent({rule.consent_topic})" if rule.basis == "consent" else rule.basis
+        extra = (f", as {detail}" if detail else "") + (f", retain {rule.retain}" if rule.retain else "")
+        return f"permitted by {_rule_text(rule)}, basis {basis}{extra}"
+    if code == "inform_student":
+        return (f"relies on consent for topic {detail} given by a parent before the student turned 16: "
+                "inform the student that they may confirm or withdraw it")
+    if code == "no_permit":
+        return f"no permit rule gives {field} to partner {partner} for purpose {purpose}"
+    if code == "outside_window":
+        assert rule is not None
+        return f"rule {rule.name} is not in force on this day (valid {_window_text(rule)})"
+    if code == "not_in_subset":
+        return f"the student is outside the subset of rule {rule.name if rule else '?'}: " \
+               f"`{condition_text(detail)}` does not hold"
+    if code == "no_consent":
+        assert rule is not None
+        return _CONSENT_WHY[detail].format(t=rule.consent_topic) + f" (rule {rule.name})"
+    raise ValueError(f"unknown reason code {code!r}")
+
+
+def make_reason(spec: Spec, field: str, partner: str, purpose: str) -> Reason:
+    rule = spec[1]
+    return Reason(code=spec[0], message=reason_message(spec, field, partner, purpose), field=field,
+                  rule=rule.name if rule else None, location=location_of(rule))
+
+
+def field_decision(field: str, specs: tuple[Spec, ...], partner: str, purpose: str) -> FieldDecision:
+    """A FieldDecision from its specs: allowed when the first is ``permitted``."""
+    reasons = tuple(make_reason(s, field, partner, purpose) for s in specs)
+    first = specs[0] if specs else None
+    if first is not None and first[0] == "permitted":
+        rule = first[1]
+        assert rule is not None
+        basis = f"consent({rule.consent_topic})" if rule.basis == "consent" else rule.basis
+        return FieldDecision(field=field, allowed=True, reasons=reasons, rule=rule.name, basis=basis,
+                             transform=first[2], retain=str(rule.retain) if rule.retain else None)
+    return FieldDecision(field=field, allowed=False, reasons=reasons)
+
+
+def covers(rule: RuleInfo, partner: str, purpose: str, field: str) -> bool:
+    """Whether a rule is about this partner, purpose and field (windows and subsets aside)."""
+    return rule.partners.matches(partner) and rule.purposes.matches(purpose) and \
+        any(g.ref == field for g in rule.grants)
+
+
+def static_specs(model: Any, partner: str, purpose: str, field: str) -> tuple[Spec, ...]:
+    """The unknown_partner/unknown_purpose/unknown_field specs of a request field (may be empty)."""
+    out: list[Spec] = []
+    if partner not in model.partners:
+        out.append(("unknown_partner", None, partner))
+    if purpose not in model.purposes:
+        out.append(("unknown_purpose", None, purpose))
+    if field not in model.catalogue.fields:
+        out.append(("unknown_field", None, field))
+    return tuple(out)
+
+
+def agreement_active(model: Any, partner: str, day: datetime.date) -> bool:
+    agreements = model.partners[partner].agreements
+    return not agreements or any(a.window.contains_date(day) for a in agreements)
+
+
+AGREEMENT_INACTIVE: Spec = ("agreement_inactive", None, None)
+NOT_MAPPING_SPEC: Spec = ("missing_attribute", None, (NOT_A_MAPPING,))
+NO_PERMIT: Spec = ("no_permit", None, None)
