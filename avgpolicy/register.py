@@ -1,0 +1,734 @@
+"""Register (report stage): the processing-register overview of a loaded policy set.
+
+A school board's privacy officer needs, per partner: the processing agreements
+and how long they still run, the purposes, legal bases, datasets and fields
+(special-category and BSN data marked), which students are concerned (the
+``students where`` conditions in words), transforms and retention, and a
+partner x dataset matrix (GDPR art. 30(1)). ``build_register`` returns all of
+it as plain, JSON-able data; ``render`` turns that into Markdown, CSV, JSON or a
+self-contained, printable HTML page.
+
+The register reads only ``policy.model``; it decides nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import html
+import io
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from . import nodes as n
+from .model import SENSITIVITIES, NameSet, PolicyModel, RuleInfo, WindowInfo
+
+__all__ = ["FORMATS", "build_register", "condition_text", "render"]
+
+FORMATS = ("md", "csv", "json", "html")
+
+#: an agreement that ends within this many days is reported as expiring
+EXPIRING_DAYS = 90
+
+#: the marker shown next to a field of a high-risk sensitivity class
+MARKERS = {
+    "national_id": "BSN",
+    "criminal": "art. 10",
+    "special": "art. 9",
+    "sensitive": "sensitive",
+}
+
+_MARKER_CLASS = {marker: cls for cls, marker in MARKERS.items()}
+
+_BASIS_TEXT = {
+    "consent": "consent (art. 6(1)(a))",
+    "contract": "contract (art. 6(1)(b))",
+    "legal_obligation": "legal obligation (art. 6(1)(c))",
+    "vital_interest": "vital interest (art. 6(1)(d))",
+    "public_task": "public task (art. 6(1)(e))",
+    "legitimate_interest": "legitimate interest (art. 6(1)(f))",
+}
+
+_ORDER_TEXT = {"==": "is", "!=": "is not", "<": "is below", "<=": "is at most", ">": "is above",
+               ">=": "is at least"}
+_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+# ---------------------------------------------------------------------------
+# conditions in words
+
+def _literal(lit: n.Literal) -> str:
+    value = lit.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _operand(op: n.Operand) -> str:
+    return op.name if isinstance(op, n.Ref) else _literal(op)
+
+
+def _alternatives(values: Iterable[n.Literal], word: str) -> str:
+    items = [_literal(v) for v in values]
+    if not items:
+        return "nothing"
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + f" {word} " + items[-1]
+
+
+def _compare(op: str, left: n.Operand, right: n.Operand) -> str:
+    if isinstance(left, n.Literal) and isinstance(right, n.Ref):
+        left, right, op = right, left, _FLIPPED[op]
+    if isinstance(left, n.Ref) and isinstance(right, n.Literal) and isinstance(right.value, bool):
+        # `actief == true` reads as "actief", `actief == false` as "not actief"
+        positive = (op == "==") == right.value
+        return left.name if positive else f"not {left.name}"
+    return f"{_operand(left)} {_ORDER_TEXT[op]} {_operand(right)}"
+
+
+def _text(expr: n.Expr, parent: str | None) -> str:
+    """``parent`` is "and"/"or" when the caller joins the result; a nested or/and gets brackets."""
+    if isinstance(expr, n.Compare):
+        return _compare(expr.op, expr.left, expr.right)
+    if isinstance(expr, n.InList):
+        if expr.negated:
+            return f"{_operand(expr.operand)} is none of {_alternatives(expr.values, 'and')}"
+        return f"{_operand(expr.operand)} is {_alternatives(expr.values, 'or')}"
+    if isinstance(expr, n.InRange):
+        span = f"{_literal(expr.low)} to {_literal(expr.high)}"
+        return f"{_operand(expr.operand)} {'outside ' if expr.negated else ''}{span}"
+    if isinstance(expr, n.InSet):
+        verb = "does not include" if expr.negated else "includes"
+        return f"{expr.container.name} {verb} {_operand(expr.element)}"
+    if isinstance(expr, n.Not):
+        inner = expr.operand
+        # under three-valued logic `not a >= b` is exactly `a < b`: say it the short way
+        if isinstance(inner, n.Compare):
+            return _compare(_NEGATED[inner.op], inner.left, inner.right)
+        if isinstance(inner, (n.InList, n.InRange, n.InSet)):
+            return _text(type(inner)(**{**_fields(inner), "negated": not inner.negated}), parent)
+        return f"not ({_text(inner, None)})"
+    if isinstance(expr, (n.And, n.Or)):
+        word = "and" if isinstance(expr, n.And) else "or"
+        body = f" {word} ".join(_text(item, word) for item in expr.items)
+        return f"({body})" if parent is not None and parent != word else body
+    raise TypeError(f"not a condition: {type(expr).__name__}")
+
+
+def _fields(node: n.Node) -> dict[str, Any]:
+    return {a.name: getattr(node, a.name) for a in attrs.fields(type(node)) if a.init}
+
+
+def condition_text(expr: n.Expr | None) -> str:
+    """A ``students where`` condition in words, e.g. "school is 12AB and leerjaar 3 to 8"."""
+    if expr is None:
+        return "all students"
+    return _text(expr, None)
+
+
+# ---------------------------------------------------------------------------
+# building the register (plain data)
+
+def _iso(day: datetime.date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def window_text(window: WindowInfo) -> str:
+    if window.start is None and window.end is None:
+        return "always"
+    if window.start is None:
+        return f"until {_iso(window.end)}"
+    if window.end is None:
+        return f"from {_iso(window.start)}"
+    return f"{_iso(window.start)} to {_iso(window.end)}"
+
+
+def _names_text(names: NameSet, what: str) -> str:
+    listed = ", ".join(sorted(names.names))
+    if names.everything:
+        return f"all {what} except {listed}" if listed else f"all {what}"
+    return listed
+
+
+def _window_status(window: WindowInfo, today: datetime.date) -> tuple[str, int | None]:
+    """("active" | "expiring" | "expired" | "not started", days until the end or None)."""
+    days = (window.end - today).days if window.end else None
+    if window.start and today < window.start:
+        return "not started", days
+    if window.end and today > window.end:
+        return "expired", days
+    if days is not None and days <= EXPIRING_DAYS:
+        return "expiring", days
+    return "active", days
+
+
+def _gaps(windows: list[WindowInfo]) -> list[dict[str, str]]:
+    """Periods between consecutive agreements during which none is valid."""
+    out: list[dict[str, str]] = []
+    ordered = sorted(windows, key=lambda w: w.start or datetime.date.min)
+    covered_until: datetime.date | None = None  # the last day covered by the windows seen so far
+    for i, w in enumerate(ordered):
+        if i and covered_until is not None and w.start is not None \
+                and w.start > covered_until + datetime.timedelta(days=1):
+            out.append({"from": (covered_until + datetime.timedelta(days=1)).isoformat(),
+                        "until": (w.start - datetime.timedelta(days=1)).isoformat()})
+        if w.end is None:
+            break  # open-ended: nothing after it can be a gap
+        covered_until = w.end if covered_until is None else max(covered_until, w.end)
+    return out
+
+
+def _rule_location(rule: RuleInfo) -> str | None:
+    return f"{rule.file}:{rule.line}" if rule.span else None
+
+
+def _field_entry(model: PolicyModel, ref: str, transform: str | None) -> dict[str, Any]:
+    info = model.catalogue.fields[ref]
+    return {
+        "ref": ref, "dataset": info.dataset, "field": info.name, "type": info.type,
+        "sensitivity": info.sensitivity, "marker": MARKERS.get(info.sensitivity),
+        "special": info.sensitivity == "special", "national_id": info.sensitivity == "national_id",
+        "transform": transform,
+    }
+
+
+def _blocks(forbid: RuleInfo, partner: str, purposes: NameSet, ref: str) -> bool:
+    """True when an unconditional forbid always denies ``ref`` to ``partner`` for these purposes."""
+    if forbid.condition is not None or forbid.window != WindowInfo(None, None):
+        return False
+    if not forbid.partners.matches(partner) or forbid.grant_for(ref) is None:
+        return False
+    if forbid.purposes.everything and not forbid.purposes.names:
+        return True
+    if purposes.everything:
+        return False
+    return all(forbid.purposes.matches(p) for p in purposes.names)
+
+
+def _flow(model: PolicyModel, rule: RuleInfo, partner: str, today: datetime.date) -> dict[str, Any]:
+    forbids = [r for r in model.rules if r.effect == "forbid"]
+    fields = []
+    for grant in rule.grants:
+        entry = _field_entry(model, grant.ref, grant.transform)
+        entry["blocked_by"] = [f.name for f in forbids if _blocks(f, partner, rule.purposes, grant.ref)]
+        fields.append(entry)
+    status, days = _window_status(rule.window, today)
+    return {
+        "rule": rule.name,
+        "purposes": sorted(rule.purposes.names) if not rule.purposes.everything else [],
+        "purposes_text": _names_text(rule.purposes, "purposes"),
+        "purpose_titles": {p: model.purposes[p].title for p in sorted(rule.purposes.names)
+                           if not rule.purposes.everything and p in model.purposes},
+        "basis": rule.basis,
+        "basis_text": _basis_text(rule),
+        "consent_topic": rule.consent_topic,
+        "art9": rule.art9,
+        "students": condition_text(rule.condition),
+        "window": {"from": _iso(rule.window.start), "until": _iso(rule.window.end),
+                   "text": window_text(rule.window), "status": status, "days_until_end": days},
+        "retain": str(rule.retain) if rule.retain else None,
+        "note": rule.note,
+        "location": _rule_location(rule),
+        "fields": fields,
+        "special": any(f["special"] for f in fields),
+        "national_id": any(f["national_id"] for f in fields),
+    }
+
+
+def _basis_text(rule: RuleInfo) -> str:
+    if rule.basis is None:
+        return ""
+    text = _BASIS_TEXT.get(rule.basis, rule.basis)
+    if rule.consent_topic:
+        text = f"consent: {rule.consent_topic} (art. 6(1)(a))"
+    if rule.art9:
+        text += f"; art. 9(2): {rule.art9.replace('_', ' ')}"
+    return text
+
+
+def _restriction(model: PolicyModel, rule: RuleInfo) -> dict[str, Any]:
+    return {
+        "rule": rule.name,
+        "partners_text": _names_text(rule.partners, "partners"),
+        "purposes_text": _names_text(rule.purposes, "purposes"),
+        "fields": [_field_entry(model, g.ref, None) for g in rule.grants],
+        "students": condition_text(rule.condition),
+        "window": window_text(rule.window),
+        "note": rule.note,
+        "location": _rule_location(rule),
+    }
+
+
+def build_register(policy: Any, *, today: datetime.date | None = None) -> dict[str, Any]:
+    """The register of a loaded Policy as JSON-able data (dicts, lists, str, int, bool, None).
+
+    ``today`` (default: today in the policy's time zone) is the date that agreement
+    status and "days until expiry" are computed against.
+    """
+    model: PolicyModel = policy.model
+    if today is None:
+        today = datetime.datetime.now(policy.zone).date()
+    elif isinstance(today, datetime.datetime):
+        today = today.date()
+    elif not isinstance(today, datetime.date):
+        raise TypeError(f"today must be a datetime.date, not {type(today).__name__}")
+
+    datasets = list(model.catalogue.datasets)
+    permits = [r for r in model.rules if r.effect == "permit"]
+    forbids = [r for r in model.rules if r.effect == "forbid"]
+
+    partners = []
+    for name in sorted(model.partners):
+        info = model.partners[name]
+        agreements = []
+        for a in info.agreements:
+            status, days = _window_status(a.window, today)
+            agreements.append({"reference": a.reference, "from": _iso(a.window.start),
+                               "until": _iso(a.window.end), "text": window_text(a.window),
+                               "status": status, "days_until_expiry": days})
+        agreements.sort(key=lambda a: a["from"] or "")
+        if not info.agreements:
+            coverage = "no agreement required"
+        elif any(a.window.contains_date(today) for a in info.agreements):
+            coverage = "covered"
+        else:
+            coverage = "no valid agreement"
+        flows = [_flow(model, r, name, today) for r in permits if r.partners.matches(name)]
+        received: dict[str, list[str]] = {}
+        for flow in flows:
+            for f in flow["fields"]:
+                if not f["blocked_by"] and f["field"] not in received.setdefault(f["dataset"], []):
+                    received[f["dataset"]].append(f["field"])
+        partners.append({
+            "name": name, "title": info.title,
+            "agreements": agreements, "agreement_status": coverage,
+            "gaps": _gaps([a.window for a in info.agreements]),
+            "flows": flows,
+            "restrictions": [_restriction(model, r) for r in forbids if r.partners.matches(name)],
+            "purposes": sorted({p for fl in flows for p in fl["purposes"]}),
+            "bases": sorted({fl["basis"] for fl in flows if fl["basis"]}),
+            "datasets": {ds: received[ds] for ds in datasets if ds in received},
+            "special": any(fl["special"] for fl in flows),
+            "national_id": any(fl["national_id"] for fl in flows),
+        })
+
+    matrix_rows = []
+    for p in partners:
+        cells = {}
+        for ds in datasets:
+            names = p["datasets"].get(ds, [])
+            classes = {model.catalogue.fields[f"{ds}.{f}"].sensitivity for f in names}
+            worst = max(classes, key=SENSITIVITIES.index) if classes else None
+            # every legal marker present (BSN, art. 9, art. 10); "sensitive" only when none of them is
+            markers = [MARKERS[c] for c in ("national_id", "criminal", "special") if c in classes]
+            if not markers and "sensitive" in classes:
+                markers = [MARKERS["sensitive"]]
+            cells[ds] = {"fields": names, "count": len(names), "worst": worst, "markers": markers}
+        matrix_rows.append({"partner": p["name"], "cells": cells})
+
+    expiring = [{"partner": p["name"], "reference": a["reference"], "until": a["until"],
+                 "days_until_expiry": a["days_until_expiry"]}
+                for p in partners for a in p["agreements"] if a["status"] == "expiring"]
+    return {
+        "title": "Processing register",
+        "today": today.isoformat(),
+        "policy_version": policy.version,
+        "timezone": policy.timezone,
+        "summary": {
+            "partners": len(partners),
+            "permits": len(permits),
+            "forbids": len(forbids),
+            "purposes": len(model.purposes),
+            "special_flows": sum(1 for p in partners for f in p["flows"] if f["special"]),
+            "national_id_flows": sum(1 for p in partners for f in p["flows"] if f["national_id"]),
+            "expiring_agreements": expiring,
+            "partners_without_valid_agreement": [p["name"] for p in partners
+                                                 if p["agreement_status"] == "no valid agreement"],
+        },
+        "partners": partners,
+        "matrix": {"datasets": datasets, "rows": matrix_rows},
+        "purposes": [{"name": u.name, "title": u.title,
+                      "partners": [p["name"] for p in partners if u.name in p["purposes"]]}
+                     for u in sorted(model.purposes.values(), key=lambda u: u.name)],
+        "consent_topics": [{"name": c.name, "title": c.title, "reconfirm_at_16": c.reconfirm_at_16}
+                           for c in sorted(model.consents.values(), key=lambda c: c.name)],
+        "catalogue": [
+            {"name": d.name, "title": d.title, "subject": d.subject,
+             "fields": [_field_entry(model, f.ref, None) for f in d.fields]}
+            for d in model.catalogue.datasets.values()],
+        "forbids": [_restriction(model, r) for r in forbids],
+    }
+
+
+
+# ---------------------------------------------------------------------------
+# rendering
+
+def render(policy: Any, fmt: str = "md", *, today: datetime.date | None = None) -> str:
+    """The register as ``"md"``, ``"csv"``, ``"json"`` or ``"html"`` text."""
+    renderers: dict[str, Callable[[dict[str, Any]], str]] = {
+        "md": _markdown, "csv": _csv, "json": _json, "html": _html}
+    if fmt not in renderers:
+        raise ValueError(f"unknown register format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return renderers[fmt](build_register(policy, today=today))
+
+
+def _json(reg: dict[str, Any]) -> str:
+    return json.dumps(reg, indent=2, ensure_ascii=False) + "\n"
+
+
+def _field_label(f: dict[str, Any], *, qualified: bool = True) -> str:
+    label = f["ref"] if qualified else f["field"]
+    if f.get("transform"):
+        label += f" as {f['transform']}"
+    return label
+
+
+def _agreement_state(a: dict[str, Any]) -> str:
+    """E.g. "active, 248 days left", "expiring, 36 days left", "expired 329 days ago"."""
+    days = a["days_until_expiry"]
+    if a["status"] == "expired":
+        return f"expired {-days} days ago"
+    if a["status"] == "not started":
+        return f"starts {a['from']}"
+    return f"{a['status']}, " + ("no end date" if days is None else f"{days} days left")
+
+
+def _agreement_line(a: dict[str, Any]) -> str:
+    return f"{a['text']} ({_agreement_state(a)})"
+
+
+# -- csv ---------------------------------------------------------------------
+
+CSV_COLUMNS = ("partner", "partner_title", "agreement_status", "agreements", "next_expiry_days", "rule",
+               "purposes", "basis", "consent_topic", "art9", "dataset", "field", "sensitivity", "marker",
+               "transform", "blocked_by", "students", "rule_window", "retain", "note", "location")
+
+
+def _csv(reg: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for p in reg["partners"]:
+        agreements = "; ".join(f"{a['reference']} {a['text']}" for a in p["agreements"])
+        future = [a["days_until_expiry"] for a in p["agreements"]
+                  if a["days_until_expiry"] is not None and a["days_until_expiry"] >= 0]
+        next_expiry = min(future) if future else ""
+        for fl in p["flows"]:
+            for f in fl["fields"]:
+                writer.writerow([
+                    p["name"], p["title"] or "", p["agreement_status"], agreements, next_expiry, fl["rule"],
+                    fl["purposes_text"], fl["basis"], fl["consent_topic"] or "", fl["art9"] or "",
+                    f["dataset"], f["field"], f["sensitivity"], f["marker"] or "", f["transform"] or "",
+                    " ".join(f["blocked_by"]), fl["students"], fl["window"]["text"], fl["retain"] or "",
+                    fl["note"] or "", fl["location"] or ""])
+    return out.getvalue()
+
+
+# -- markdown ----------------------------------------------------------------
+
+def _md(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _md_field(f: dict[str, Any]) -> str:
+    label = f"`{_field_label(f, qualified=False)}`"
+    if f["marker"]:
+        label += f" **[{f['marker']}]**"
+    if f.get("blocked_by"):
+        label += f" ~~blocked by {', '.join(f['blocked_by'])}~~"
+    return label
+
+
+def _markdown(reg: dict[str, Any]) -> str:
+    s = reg["summary"]
+    lines = [
+        f"# {reg['title']}",
+        "",
+        f"Policy version `{reg['policy_version']}`, status on {reg['today']} ({reg['timezone']}).",
+        "",
+        f"* {s['partners']} partners, {s['permits']} permit rules, {s['forbids']} forbid rules, "
+        f"{s['purposes']} purposes",
+        f"* {s['special_flows']} flows with special-category data (art. 9), "
+        f"{s['national_id_flows']} with the BSN",
+    ]
+    for e in s["expiring_agreements"]:
+        lines.append(f"* agreement `{e['reference']}` with **{e['partner']}** ends {e['until']} "
+                     f"({e['days_until_expiry']} days)")
+    for name in s["partners_without_valid_agreement"]:
+        lines.append(f"* **{name}** has no valid agreement today: it receives nothing")
+    lines += ["", "## Partners", ""]
+    for p in reg["partners"]:
+        lines += [f"### {p['name']}" + (f" — {p['title']}" if p["title"] else ""), ""]
+        if p["agreements"]:
+            for a in p["agreements"]:
+                lines.append(f"* agreement `{a['reference']}`: {_agreement_line(a)}")
+            for g in p["gaps"]:
+                lines.append(f"* **gap**: no agreement from {g['from']} to {g['until']}")
+        else:
+            lines.append("* no processing agreement (the partner is not a processor); rule windows apply")
+        if not p["flows"]:
+            lines.append("* receives nothing (no permit rule)")
+        lines.append("")
+        if p["flows"]:
+            lines += ["| rule | purpose | basis | fields | students | window | retain |",
+                      "|---|---|---|---|---|---|---|"]
+            for fl in p["flows"]:
+                by_ds: dict[str, list[str]] = {}
+                for f in fl["fields"]:
+                    by_ds.setdefault(f["dataset"], []).append(_md_field(f))
+                fields = "<br>".join(f"{ds}: {', '.join(v)}" for ds, v in by_ds.items())
+                lines.append("| " + " | ".join(_md(x) for x in (
+                    f"`{fl['rule']}`", fl["purposes_text"], fl["basis_text"])) + f" | {fields} | "
+                    + " | ".join(_md(x) for x in (fl["students"], fl["window"]["text"], fl["retain"] or "—"))
+                    + " |")
+            lines.append("")
+        if p["restrictions"]:
+            lines.append("* forbid rules that apply: " + "; ".join(
+                f"`{r['rule']}` ({r['students']})" for r in p["restrictions"]))
+        notes = [fl for fl in p["flows"] if fl["note"]]
+        for fl in notes:
+            lines.append(f"* `{fl['rule']}` ({fl['location']}): {fl['note']}")
+        if notes:
+            lines.append("")
+    lines += ["## Partner × dataset", ""]
+    datasets = reg["matrix"]["datasets"]
+    lines += ["| partner | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    for row in reg["matrix"]["rows"]:
+        cells = []
+        for ds in datasets:
+            c = row["cells"][ds]
+            text = str(c["count"]) if c["count"] else "—"
+            text += "".join(f" [{m}]" for m in c["markers"])
+            cells.append(text)
+        lines.append(f"| {row['partner']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Never shared (forbid rules)", ""]
+    for r in reg["forbids"]:
+        fields = ", ".join(f"`{f['ref']}`" for f in r["fields"])
+        lines.append(f"* `{r['rule']}`: {fields} to {r['partners_text']} ({r['purposes_text']}); "
+                     f"students: {r['students']}" + (f". {r['note']}" if r["note"] else ""))
+    lines += ["", "## Consent topics", ""]
+    for c in reg["consent_topics"]:
+        extra = " (parental consent stops counting at 16)" if c["reconfirm_at_16"] else ""
+        lines.append(f"* `{c['name']}`: {c['title'] or ''}{extra}")
+    lines += ["", "## Catalogue", "", "| dataset | field | type | sensitivity |", "|---|---|---|---|"]
+    for d in reg["catalogue"]:
+        for f in d["fields"]:
+            mark = f" **[{f['marker']}]**" if f["marker"] else ""
+            lines.append(f"| {d['name']} | `{f['field']}` | {f['type']} | {f['sensitivity']}{mark} |")
+    return "\n".join(lines) + "\n"
+
+
+# -- html --------------------------------------------------------------------
+
+_CSS = """
+:root { --ink: #1d2433; --muted: #5b6477; --line: #d9dee8; --bg: #f6f7fb; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: var(--ink);
+       margin: 0; background: var(--bg); }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--ink); }
+h3 { font-size: 16px; margin: 0; }
+.sub { color: var(--muted); margin: 0 0 16px; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 130px; }
+.card b { display: block; font-size: 22px; }
+.alert { border-left: 4px solid #c77700; background: #fff6e6; padding: 6px 12px; margin: 6px 0; }
+.alert.bad { border-color: #b3261e; background: #fdecea; }
+section.partner { border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; margin: 14px 0;
+                  break-inside: avoid-page; }
+.partner header { display: flex; justify-content: space-between; align-items: baseline; gap: 12px;
+                  flex-wrap: wrap; }
+.partner .title { color: var(--muted); }
+ul.agreements { margin: 8px 0; padding-left: 18px; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0; }
+th, td { border: 1px solid var(--line); padding: 5px 7px; text-align: left; vertical-align: top; }
+th { background: #eef1f7; font-weight: 600; }
+td.num { text-align: center; white-space: nowrap; }
+code { font: 12.5px/1.3 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.badge { display: inline-block; border-radius: 10px; padding: 0 7px; font-size: 11.5px; font-weight: 600;
+         line-height: 18px; white-space: nowrap; border: 1px solid transparent; }
+.b-national_id { background: #b3261e; color: #fff; }
+.b-criminal { background: #4a148c; color: #fff; }
+.b-special { background: #e8710a; color: #fff; }
+.b-sensitive { background: #fff3cd; color: #7a5a00; border-color: #e6c65c; }
+.b-pseudonym { background: #e3f2fd; color: #0d47a1; }
+.b-personal { background: #eef1f7; color: #3b4356; }
+.b-anonymous { background: #e8f5e9; color: #1b5e20; }
+.s-active { background: #e8f5e9; color: #1b5e20; }
+.s-expiring { background: #fff3cd; color: #7a5a00; border-color: #e6c65c; }
+.s-expired, .s-gap, .s-none { background: #fdecea; color: #b3261e; border-color: #f2b8b5; }
+.s-not-started { background: #eef1f7; color: #3b4356; }
+.field { white-space: nowrap; margin-right: 6px; display: inline-block; }
+.blocked { text-decoration: line-through; color: var(--muted); }
+.ds { color: var(--muted); font-weight: 600; }
+.note { color: var(--muted); font-size: 12.5px; }
+.matrix td { text-align: center; }
+.matrix td:first-child, .matrix th:first-child { text-align: left; }
+.legend .badge { margin-right: 6px; }
+@media print {
+  body { background: #fff; font-size: 11px; }
+  main { padding: 0; max-width: none; }
+  section.partner { break-inside: avoid; }
+  h2 { break-after: avoid; }
+  tr { break-inside: avoid; }
+}
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def _badge(sensitivity: str | None, label: str | None = None) -> str:
+    if not sensitivity:
+        return ""
+    return f'<span class="badge b-{_e(sensitivity)}">{_e(label or sensitivity)}</span>'
+
+
+def _status_badge(status: str, text: str | None = None) -> str:
+    cls = {"no valid agreement": "none", "not started": "not-started",
+           "no agreement required": "not-started", "covered": "active"}.get(status, status)
+    text = text or {"covered": "agreement valid"}.get(status, status)
+    return f'<span class="badge s-{_e(cls)}">{_e(text)}</span>'
+
+
+def _html_field(f: dict[str, Any]) -> str:
+    label = f"<code>{_e(_field_label(f, qualified=False))}</code>"
+    if f["sensitivity"] in MARKERS:
+        label += " " + _badge(f["sensitivity"], f["marker"])
+    elif f["sensitivity"] == "pseudonym" or f.get("transform") == "pseudonym":
+        label += " " + _badge("pseudonym", "pseudonym")
+    cls = "field blocked" if f.get("blocked_by") else "field"
+    title = f' title="blocked by {_e(", ".join(f["blocked_by"]))}"' if f.get("blocked_by") else ""
+    return f'<span class="{cls}"{title}>{label}</span>'
+
+
+def _html_partner(p: dict[str, Any]) -> str:
+    out = [f'<section class="partner" id="partner-{_e(p["name"])}">', "<header>",
+           f'<h3>{_e(p["name"])} <span class="title">{_e(p["title"] or "")}</span></h3>', "<div>"]
+    if p["special"]:
+        out.append(_badge("special", "special data"))
+    if p["national_id"]:
+        out.append(_badge("national_id", "receives BSN"))
+    out.append(_status_badge(p["agreement_status"]))
+    out += ["</div>", "</header>", '<ul class="agreements">']
+    if not p["agreements"]:
+        out.append("<li>No processing agreement (the partner is not a processor); the rule windows apply.</li>")
+    for a in p["agreements"]:
+        out.append(f"<li>Agreement <code>{_e(a['reference'])}</code>: {_e(a['text'])} "
+                   f"{_status_badge(a['status'], _agreement_state(a))}</li>")
+    for g in p["gaps"]:
+        out.append(f"<li>{_status_badge('gap', 'gap')} no valid agreement from {_e(g['from'])} "
+                   f"to {_e(g['until'])}</li>")
+    out.append("</ul>")
+    if p["flows"]:
+        out += ["<table>", "<thead><tr><th>Rule</th><th>Purpose</th><th>Basis</th><th>Fields</th>"
+                "<th>Students</th><th>Window</th><th>Retain</th></tr></thead>", "<tbody>"]
+        for fl in p["flows"]:
+            by_ds: dict[str, list[str]] = {}
+            for f in fl["fields"]:
+                by_ds.setdefault(f["dataset"], []).append(_html_field(f))
+            fields = "<br>".join(f'<span class="ds">{_e(ds)}</span> ' + " ".join(v) for ds, v in by_ds.items())
+            titles = [t for t in fl["purpose_titles"].values() if t]
+            purpose = f"<code>{_e(fl['purposes_text'])}</code>"
+            if titles:
+                purpose += f'<div class="note">{_e("; ".join(titles))}</div>'
+            note = f'<div class="note">{_e(fl["note"])}</div>' if fl["note"] else ""
+            loc = f'<div class="note">{_e(fl["location"])}</div>' if fl["location"] else ""
+            win = _e(fl["window"]["text"])
+            if fl["window"]["status"] in ("expired", "expiring", "not started"):
+                win += " " + _status_badge(fl["window"]["status"])
+            out.append(f"<tr><td><code>{_e(fl['rule'])}</code>{loc}</td><td>{purpose}</td>"
+                       f"<td>{_e(fl['basis_text'])}</td><td>{fields}{note}</td><td>{_e(fl['students'])}</td>"
+                       f"<td>{win}</td><td>{_e(fl['retain'] or '—')}</td></tr>")
+        out += ["</tbody>", "</table>"]
+    else:
+        out.append('<p class="note">Receives nothing: no permit rule names this partner.</p>')
+    if p["restrictions"]:
+        items = "; ".join(f"<code>{_e(r['rule'])}</code> ({_e(r['students'])})" for r in p["restrictions"])
+        out.append(f'<p class="note">Forbid rules that apply: {items}</p>')
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _html(reg: dict[str, Any]) -> str:
+    s = reg["summary"]
+    body = [f"<h1>{_e(reg['title'])}</h1>",
+            f'<p class="sub">Policy version <code>{_e(reg["policy_version"])}</code> · status on '
+            f"{_e(reg['today'])} ({_e(reg['timezone'])})</p>",
+            '<div class="cards">']
+    for label, value in (("partners", s["partners"]), ("permit rules", s["permits"]),
+                         ("forbid rules", s["forbids"]), ("purposes", s["purposes"]),
+                         ("flows with art. 9 data", s["special_flows"]),
+                         ("flows with the BSN", s["national_id_flows"])):
+        body.append(f'<div class="card"><b>{_e(value)}</b>{_e(label)}</div>')
+    body.append("</div>")
+    for e in s["expiring_agreements"]:
+        body.append(f'<div class="alert">Agreement <code>{_e(e["reference"])}</code> with '
+                    f'<a href="#partner-{_e(e["partner"])}">{_e(e["partner"])}</a> ends {_e(e["until"])} '
+                    f"({_e(e['days_until_expiry'])} days).</div>")
+    for name in s["partners_without_valid_agreement"]:
+        body.append(f'<div class="alert bad"><a href="#partner-{_e(name)}">{_e(name)}</a> has no valid '
+                    "agreement today and receives nothing.</div>")
+    body.append('<p class="legend">Sensitivity: ' + " ".join(
+        _badge(k, MARKERS.get(k, k)) for k in ("national_id", "criminal", "special", "sensitive",
+                                                 "pseudonym", "personal", "anonymous")) + "</p>")
+
+    datasets = reg["matrix"]["datasets"]
+    body += ["<h2>Partner × dataset</h2>", '<table class="matrix">',
+             "<thead><tr><th>Partner</th>" + "".join(f"<th>{_e(d)}</th>" for d in datasets) + "</tr></thead>",
+             "<tbody>"]
+    for row in reg["matrix"]["rows"]:
+        cells = []
+        for ds in datasets:
+            c = row["cells"][ds]
+            if not c["count"]:
+                cells.append('<td class="num">—</td>')
+                continue
+            tip = _e(", ".join(c["fields"]))
+            badge = "".join(" " + _badge(_MARKER_CLASS[m], m) for m in c["markers"])
+            cells.append(f'<td class="num" title="{tip}">{c["count"]}{badge}</td>')
+        body.append(f'<tr><td><a href="#partner-{_e(row["partner"])}">{_e(row["partner"])}</a></td>'
+                    + "".join(cells) + "</tr>")
+    body += ["</tbody>", "</table>", '<p class="note">Number of fields each partner may receive; the badge '
+             "shows the most sensitive of them.</p>", "<h2>Partners</h2>"]
+    body += [_html_partner(p) for p in reg["partners"]]
+
+    body += ["<h2>Never shared (forbid rules)</h2>", "<table>",
+             "<thead><tr><th>Rule</th><th>Partners</th><th>Purposes</th><th>Fields</th><th>Students</th>"
+             "</tr></thead>", "<tbody>"]
+    for r in reg["forbids"]:
+        fields = " ".join(f'<span class="field"><code>{_e(f["ref"])}</code></span>' for f in r["fields"])
+        note = f'<div class="note">{_e(r["note"])}</div>' if r["note"] else ""
+        body.append(f"<tr><td><code>{_e(r['rule'])}</code></td><td>{_e(r['partners_text'])}</td>"
+                    f"<td>{_e(r['purposes_text'])}</td><td>{fields}{note}</td><td>{_e(r['students'])}</td></tr>")
+    body += ["</tbody>", "</table>", "<h2>Consent topics</h2>", "<ul>"]
+    for c in reg["consent_topics"]:
+        extra = " — parental consent stops counting at 16" if c["reconfirm_at_16"] else ""
+        body.append(f"<li><code>{_e(c['name'])}</code>: {_e(c['title'] or '')}{_e(extra)}</li>")
+    body += ["</ul>", "<h2>Catalogue</h2>", "<table>",
+             "<thead><tr><th>Dataset</th><th>Field</th><th>Type</th><th>Sensitivity</th></tr></thead>", "<tbody>"]
+    for d in reg["catalogue"]:
+        title = f" ({d['title']})" if d["title"] else ""
+        subject = " · subject" if d["subject"] else ""
+        for i, f in enumerate(d["fields"]):
+            first = f"<td rowspan=\"{len(d['fields'])}\"><b>{_e(d['name'])}</b>{_e(title)}{_e(subject)}</td>" \
+                if i == 0 else ""
+            body.append(f"<tr>{first}<td><code>{_e(f['field'])}</code></td><td>{_e(f['type'])}</td>"
+                        f"<td>{_badge(f['sensitivity'], f['sensitivity'])}</td></tr>")
+    body += ["</tbody>", "</table>"]
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>{_e(reg['title'])} · {_e(reg['today'])}</title>\n<style>{_CSS}</style>\n</head>\n"
+            "<body>\n<main>\n" + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
+

@@ -1,0 +1,204 @@
+"""The bundled example school board (policies/): it loads cleanly, is complete, and its tests pass."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+
+import avgpolicy
+from avgpolicy import nodes as n
+from avgpolicy.model import PolicyModel, RuleInfo
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+
+@pytest.fixture(scope="module")
+def policy() -> avgpolicy.Policy:
+    return avgpolicy.load(POLICIES)
+
+
+@pytest.fixture(scope="module")
+def model(policy: avgpolicy.Policy) -> PolicyModel:
+    return policy.model
+
+
+def test_loads_without_warnings(policy: avgpolicy.Policy) -> None:
+    assert [] == [w.headline() for w in policy.warnings]
+
+
+def test_layout_catalogue_partners_rules_tests() -> None:
+    files = {p.relative_to(POLICIES).as_posix() for p in POLICIES.rglob("*.avg")}
+    assert {"catalogue.avg", "partners.avg", "purposes.avg"} <= files
+    assert any(f.startswith("rules/") for f in files)
+    assert any(f.startswith("tests/") for f in files)
+
+
+def test_at_least_eight_partners_with_agreements(model: PolicyModel) -> None:
+    assert len(model.partners) >= 8
+    with_agreements = [p for p in model.partners.values() if p.agreements]
+    assert len(with_agreements) >= 8
+    # one partner has two agreements with a gap between them (zermelo, January 2026)
+    zermelo = sorted(model.partners["zermelo"].agreements, key=lambda a: a.window.start)
+    assert 2 == len(zermelo)
+    assert zermelo[0].window.end is not None and zermelo[1].window.start is not None
+    assert zermelo[1].window.start - zermelo[0].window.end > datetime.timedelta(days=1)
+    # the funding authority is a controller: no processing agreement
+    assert () == model.partners["duo"].agreements
+
+
+def test_catalogue_datasets_and_subject_fields(model: PolicyModel) -> None:
+    cat = model.catalogue
+    assert {"leerling", "lesgroep", "medewerker", "rooster", "toets", "absentie"} <= set(cat.datasets)
+    assert "leerling" == cat.subject
+    subject = {name: (f.type, f.sensitivity) for name, f in cat.subject_fields.items()}
+    assert ("date", "personal") == subject["geboortedatum"]
+    assert "text" == subject["school"][0]
+    assert "int" == subject["leerjaar"][0]
+    assert "set" == subject["lesgroepen"][0]
+    assert ("bool", "personal") == subject["actief"]
+    expected_classes = {
+        "leerling.bsn": "national_id", "leerling.eckid": "pseudonym", "leerling.zorgnotitie": "special",
+        "leerling.medische_notitie": "special", "leerling.dyslexieverklaring": "special",
+        "absentie.reden": "special", "toets.resultaat": "sensitive", "leerling.adres": "sensitive",
+        "leerling.foto": "personal",
+    }
+    assert expected_classes == {ref: cat.fields[ref].sensitivity for ref in expected_classes}
+
+
+def _literals(rule: RuleInfo) -> set[object]:
+    if rule.condition is None:
+        return set()
+    return {lit.value for lit in rule.condition.find_all(n.Literal)}
+
+
+def test_two_schools(model: PolicyModel) -> None:
+    schools = {"12AB", "34CD"}
+    used = set().union(*(_literals(r) for r in model.rules))
+    assert schools <= used
+    tested = {sv.value for t in model.tests for sv in t.student if sv.key.value == "school"}
+    assert schools <= tested
+
+
+def test_uses_transforms_consent_topics_and_forbids(model: PolicyModel) -> None:
+    transforms = {g.transform for r in model.rules for g in r.grants if g.transform}
+    assert {"pseudonym", "year"} == transforms
+    assert any(c.reconfirm_at_16 for c in model.consents.values())
+    assert any(r.basis == "consent" for r in model.rules)
+    assert any(r.art9 for r in model.rules)
+    forbidden = {g.ref for r in model.rules if r.effect == "forbid" for g in r.grants}
+    assert {"leerling.bsn", "leerling.zorgnotitie", "absentie.reden"} <= forbidden
+    bsn_partners = {p for r in model.rules if r.effect == "permit" and r.grant_for("leerling.bsn")
+                    for p in r.partners.names}
+    assert "duo" in bsn_partners
+    assert all(r.basis == "legal_obligation" for r in model.rules if r.grant_for("leerling.bsn")
+               and r.effect == "permit")
+
+
+# ---------------------------------------------------------------------------
+# every rule is exercised by test blocks, statically: an allow case and a deny case
+
+def _expected(test: n.Test, model: PolicyModel, allow: bool) -> set[str]:
+    refs: set[str] = set()
+    for e in test.expects:
+        if e.allow != allow:
+            continue
+        for ref in e.fields:
+            if ref.field.value == "*":
+                refs |= {f.ref for f in model.catalogue.datasets[ref.dataset.value].fields}
+            else:
+                refs.add(ref.ref)
+    return refs
+
+
+def _about(test: n.Test, rule: RuleInfo) -> bool:
+    return (test.partner is not None and test.purpose is not None
+            and rule.partners.matches(test.partner.value) and rule.purposes.matches(test.purpose.value))
+
+
+def _cases(model: PolicyModel, rule: RuleInfo) -> tuple[list[str], list[str]]:
+    """Tests that exercise ``rule``: (allow cases, deny cases)."""
+    granted = {g.ref for g in rule.grants}
+    allows, denies = [], []
+    for t in model.tests:
+        if not _about(t, rule):
+            continue
+        allowed, denied = _expected(t, model, True) & granted, _expected(t, model, False) & granted
+        if rule.effect == "permit":
+            if allowed:
+                allows.append(t.name.value)
+            if denied:
+                denies.append(t.name.value)
+        else:
+            # a forbid's "deny" case is one that expects `forbidden`; its "allow" case is a field it
+            # covers that a partner it excepts, or a student outside its subset, still receives
+            if any(e.because is not None and e.because.value == "forbidden"
+                   and {r.ref for r in e.fields} & granted for e in t.expects):
+                denies.append(t.name.value)
+    if rule.effect == "forbid":
+        for t in model.tests:
+            if t.partner is None or not (_expected(t, model, True) & granted):
+                continue
+            if not rule.partners.matches(t.partner.value) or rule.condition is not None:
+                allows.append(t.name.value)
+    return allows, denies
+
+
+def test_every_rule_has_an_allow_and_a_deny_test(model: PolicyModel) -> None:
+    missing = {}
+    for rule in model.rules:
+        allows, denies = _cases(model, rule)
+        if not allows or not denies:
+            missing[rule.name] = (len(allows), len(denies))
+    assert {} == missing
+
+
+def test_consent_cases_are_covered(model: PolicyModel) -> None:
+    consents = [(c.by.value, c.withdrawn is not None) for t in model.tests for c in t.consents]
+    assert ("parent", False) in consents
+    assert ("student", False) in consents
+    assert ("parent", True) in consents
+    becauses = {e.because.value for t in model.tests for e in t.expects if e.because}
+    assert {"no_consent", "agreement_inactive", "not_in_subset", "forbidden", "no_permit",
+            "outside_window", "missing_attribute"} <= becauses
+
+
+# ---------------------------------------------------------------------------
+# the engine agrees with every expectation the authors wrote
+
+@pytest.mark.parametrize("engine", ["compiled", "interpreted"])
+def test_all_test_blocks_pass(policy: avgpolicy.Policy, engine: str) -> None:
+    from avgpolicy.testing import run
+
+    report = run(policy, engine=engine)
+    assert [] == [f.describe_failure() for f in report.failures]
+    assert len(policy.model.tests) == len(report.results)
+    assert () == report.untested
+
+
+def _website_request(consent: avgpolicy.Consent, at: datetime.date) -> dict[str, object]:
+    return {"partner": "schoolwebsite", "purpose": "publicatie", "fields": ["leerling.foto"], "at": at,
+            "student": {"school": "34CD", "geboortedatum": datetime.date(2010, 1, 10), "actief": True,
+                        "consents": {"beeldmateriaal": consent}}}
+
+
+def test_parental_consent_after_16_informs_the_student(policy: avgpolicy.Policy) -> None:
+    parent = avgpolicy.Consent(by="parent", given=datetime.date(2025, 9, 1))
+    before = policy.decide(**_website_request(parent, datetime.date(2025, 12, 1)))
+    after = policy.decide(**_website_request(parent, datetime.date(2026, 2, 1)))
+    assert (True, True) == (before.allowed, after.allowed)
+    assert "inform_student" not in {r.code for r in before.reasons}
+    assert "inform_student" in {r.code for r in after.reasons}
+
+
+def test_reconfirm_at_16_topic_drops_parental_consent(policy: avgpolicy.Policy) -> None:
+    student = {"id": "L1", "school": "34CD", "leerjaar": 3, "onderwijstype": "havo", "actief": True,
+               "geboortedatum": datetime.date(2010, 1, 10),
+               "consents": {"deelname_onderzoek": avgpolicy.Consent(by="parent", given=datetime.date(2025, 10, 15))}}
+    request = {"partner": "uu_onderzoek", "purpose": "onderzoek", "fields": ["toets.schaalscore"],
+               "student": student}
+    assert policy.decide(**request, at=datetime.date(2026, 1, 9)).allowed
+    late = policy.decide(**request, at=datetime.date(2026, 1, 10))
+    assert not late.allowed
+    assert "no_consent" in {r.code for r in late.reasons}
