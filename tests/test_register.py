@@ -1,0 +1,287 @@
+"""Register: the processing-register overview in md, csv, json and html, and conditions in words."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import avgpolicy
+from avgpolicy import register
+from avgpolicy.register import build_register, condition_text, render
+
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+TODAY = datetime.date(2026, 11, 25)
+
+
+@pytest.fixture(scope="module")
+def policy() -> avgpolicy.Policy:
+    return avgpolicy.load(POLICIES)
+
+
+@pytest.fixture(scope="module")
+def reg(policy: avgpolicy.Policy) -> dict:
+    return build_register(policy, today=TODAY)
+
+
+def _partner(reg: dict, name: str) -> dict:
+    return next(p for p in reg["partners"] if p["name"] == name)
+
+
+# ---------------------------------------------------------------------------
+# the data
+
+def test_every_partner_is_listed(policy: avgpolicy.Policy, reg: dict) -> None:
+    assert sorted(policy.model.partners) == [p["name"] for p in reg["partners"]]
+    assert len(policy.model.partners) == reg["summary"]["partners"]
+    assert "2026-11-25" == reg["today"]
+    assert policy.version == reg["policy_version"]
+
+
+def test_agreement_days_until_expiry_and_status(reg: dict) -> None:
+    noordhoff = _partner(reg, "noordhoff")["agreements"][0]
+    assert (36, "expiring") == (noordhoff["days_until_expiry"], noordhoff["status"])
+    zermelo = _partner(reg, "zermelo")
+    assert ["expired", "active"] == [a["status"] for a in zermelo["agreements"]]
+    assert [{"from": "2026-01-01", "until": "2026-01-31"}] == zermelo["gaps"]
+    website = _partner(reg, "schoolwebsite")["agreements"][0]
+    assert (None, "active") == (website["days_until_expiry"], website["status"])
+    assert "no agreement required" == _partner(reg, "duo")["agreement_status"]
+    expiring = {e["partner"] for e in reg["summary"]["expiring_agreements"]}
+    assert {"noordhoff", "socialschools"} == expiring
+
+
+def test_today_moves_the_status(policy: avgpolicy.Policy) -> None:
+    later = build_register(policy, today=datetime.date(2027, 1, 15))
+    noordhoff = _partner(later, "noordhoff")
+    assert ("expired", -15) == (noordhoff["agreements"][0]["status"], noordhoff["agreements"][0]["days_until_expiry"])
+    assert "no valid agreement" == noordhoff["agreement_status"]
+    assert "noordhoff" in later["summary"]["partners_without_valid_agreement"]
+    gap = build_register(policy, today=datetime.date(2026, 1, 15))
+    assert "no valid agreement" == _partner(gap, "zermelo")["agreement_status"]
+
+
+def test_flows_carry_purpose_basis_students_transform_retention(reg: dict) -> None:
+    snappet = _partner(reg, "snappet")["flows"][0]
+    assert "snappet_rekenen_taal" == snappet["rule"]
+    assert ["leermiddelen"] == snappet["purposes"]
+    assert "public_task" == snappet["basis"]
+    assert "school is 12AB and (leerjaar 3 to 8 or lesgroepen includes plusklas)" == snappet["students"]
+    assert "6 months" == snappet["retain"]
+    transforms = {f["ref"]: f["transform"] for f in snappet["fields"]}
+    assert "pseudonym" == transforms["leerling.id"]
+    assert None is transforms["leerling.eckid"]
+    assert snappet["location"].endswith("rules/leermiddelen.avg:6")
+
+    research = _partner(reg, "uu_onderzoek")["flows"][0]
+    assert "deelname_onderzoek" == research["consent_topic"]
+    assert "year" == {f["ref"]: f["transform"] for f in research["fields"]}["leerling.geboortedatum"]
+
+
+def test_special_and_bsn_are_marked(reg: dict) -> None:
+    swv = _partner(reg, "swv")
+    assert swv["special"] and swv["national_id"]
+    fields = {f["ref"]: f for fl in swv["flows"] for f in fl["fields"]}
+    assert ("BSN", True) == (fields["leerling.bsn"]["marker"], fields["leerling.bsn"]["national_id"])
+    assert ("art. 9", True) == (fields["leerling.zorgnotitie"]["marker"], fields["leerling.zorgnotitie"]["special"])
+    assert "substantial_public_interest" == swv["flows"][0]["art9"]
+    snappet = _partner(reg, "snappet")
+    assert not snappet["special"] and not snappet["national_id"]
+    assert reg["summary"]["national_id_flows"] == sum(
+        1 for p in reg["partners"] for f in p["flows"] if f["national_id"])
+
+
+def test_matrix_partner_by_dataset(reg: dict) -> None:
+    assert ["leerling", "lesgroep", "medewerker", "rooster", "toets", "absentie"] == reg["matrix"]["datasets"]
+    rows = {r["partner"]: r["cells"] for r in reg["matrix"]["rows"]}
+    assert ["BSN", "art. 9"] == rows["swv"]["leerling"]["markers"]
+    assert ["art. 9"] == rows["ggd"]["absentie"]["markers"]
+    assert 0 == rows["snappet"]["toets"]["count"]
+    assert {"code", "naam", "vak"} == set(rows["malmberg"]["lesgroep"]["fields"])
+
+
+def test_unconditional_forbid_blocks_a_field_in_the_register() -> None:
+    policy = avgpolicy.loads("""
+        dataset leerling subject { id text personal  bsn text national_id  roepnaam text personal }
+        partner uitgever
+        purpose leren
+        permit alles { partner uitgever  purpose leren  basis public_task  fields leerling.{id, roepnaam} }
+        forbid geen_namen { partner uitgever  fields leerling.roepnaam }
+    """)
+    reg = build_register(policy, today=TODAY)
+    fields = {f["ref"]: f["blocked_by"] for f in reg["partners"][0]["flows"][0]["fields"]}
+    assert {"leerling.id": [], "leerling.roepnaam": ["geen_namen"]} == fields
+    assert {"leerling": ["id"]} == reg["partners"][0]["datasets"]
+
+
+# ---------------------------------------------------------------------------
+# conditions in words
+
+def _condition(text: str) -> str:
+    policy = avgpolicy.loads(f"""
+        dataset leerling subject {{
+            geboortedatum date personal  school text personal  leerjaar int personal
+            lesgroepen set personal  actief bool personal  start date personal
+        }}
+        partner p
+        purpose u
+        permit r {{ partner p  purpose u  basis public_task  fields leerling.school  students where {text} }}
+    """)
+    return condition_text(policy.model.rules[0].condition)
+
+
+@pytest.mark.parametrize(("source", "words"), [
+    ('school == "12AB" and leerjaar in 3..8', "school is 12AB and leerjaar 3 to 8"),
+    ('school in ["12AB", "34CD"]', "school is 12AB or 34CD"),
+    ('school not in ["12AB", "34CD", "56EF"]', "school is none of 12AB, 34CD and 56EF"),
+    ("not age >= 16", "age is below 16"),
+    ("3 <= leerjaar", "leerjaar is at least 3"),
+    ("leerjaar != 4", "leerjaar is not 4"),
+    ("actief == true", "actief"),
+    ("actief == false", "not actief"),
+    ("not actief == true", "not actief"),
+    ('"plusklas" in lesgroepen', "lesgroepen includes plusklas"),
+    ('"plusklas" not in lesgroepen', "lesgroepen does not include plusklas"),
+    ('not "plusklas" in lesgroepen', "lesgroepen does not include plusklas"),
+    ("leerjaar not in 1..2", "leerjaar outside 1 to 2"),
+    ("start in 2025-08-01..2026-07-31", "start 2025-08-01 to 2026-07-31"),
+    ('(leerjaar < 3 or leerjaar > 6) and school == "12AB"',
+     "(leerjaar is below 3 or leerjaar is above 6) and school is 12AB"),
+    ('leerjaar <= 2 or school == "12AB" and actief == true',
+     "leerjaar is at most 2 or (school is 12AB and actief)"),
+    ('not (school == "12AB" or leerjaar == 1)', "not (school is 12AB or leerjaar is 1)"),
+])
+def test_condition_text(source: str, words: str) -> None:
+    assert words == _condition(source)
+
+
+def test_no_condition_is_all_students() -> None:
+    assert "all students" == condition_text(None)
+
+
+# ---------------------------------------------------------------------------
+# the formats
+
+def test_unknown_format_is_a_value_error(policy: avgpolicy.Policy) -> None:
+    with pytest.raises(ValueError, match="md, csv, json, html"):
+        render(policy, "pdf", today=TODAY)
+
+
+def test_today_must_be_a_date(policy: avgpolicy.Policy) -> None:
+    with pytest.raises(TypeError):
+        build_register(policy, today="2026-11-25")  # type: ignore[arg-type]
+
+
+def test_json_round_trips(policy: avgpolicy.Policy, reg: dict) -> None:
+    text = render(policy, "json", today=TODAY)
+    assert reg == json.loads(text)
+
+
+def test_markdown_names_partners_fields_and_markers(policy: avgpolicy.Policy) -> None:
+    text = render(policy, "md", today=TODAY)
+    assert text.startswith("# Processing register")
+    for partner in policy.model.partners:
+        assert f"### {partner}" in text
+    assert "`bsn` **[BSN]**" in text
+    assert "`zorgnotitie` **[art. 9]**" in text
+    assert "`id as pseudonym`" in text
+    assert "`geboortedatum as year`" in text
+    assert "**gap**: no agreement from 2026-01-01 to 2026-01-31" in text
+    assert "ends 2026-12-31 (36 days)" in text
+    assert "school is 12AB and leerjaar 3 to 8" in text
+    assert "## Partner × dataset" in text
+
+
+def test_csv_parses_with_one_row_per_partner_rule_field(policy: avgpolicy.Policy, reg: dict) -> None:
+    rows = list(csv.DictReader(io.StringIO(render(policy, "csv", today=TODAY))))
+    expected = sum(len(fl["fields"]) for p in reg["partners"] for fl in p["flows"])
+    assert expected == len(rows)
+    assert list(register.CSV_COLUMNS) == list(rows[0])
+    bsn = {(r["partner"], r["rule"]) for r in rows if r["field"] == "bsn"}
+    assert {("duo", "duo_bekostiging"), ("duo", "duo_verzuimmelding"), ("swv", "swv_ondersteuning")} == bsn
+    assert all(r["marker"] == "BSN" for r in rows if r["field"] == "bsn")
+    reden = next(r for r in rows if r["partner"] == "ggd" and r["field"] == "reden")
+    assert ("art. 9", "health_care", "special") == (reden["marker"], reden["art9"], reden["sensitivity"])
+    noordhoff = next(r for r in rows if r["partner"] == "noordhoff")
+    assert "36" == noordhoff["next_expiry_days"]
+
+
+def test_csv_quotes_hostile_text() -> None:
+    policy = avgpolicy.loads("""
+        dataset leerling subject { naam text personal }
+        partner p "Komma, \\"quote\\" en
+nieuwe regel"
+        purpose u
+        permit r { partner p  purpose u  basis public_task  fields leerling.naam  note "a,b;\\"c\\"" }
+    """)
+    rows = list(csv.reader(io.StringIO(render(policy, "csv", today=TODAY))))
+    assert 'Komma, "quote" en\nnieuwe regel' == rows[1][1]
+    assert 'a,b;"c"' == rows[1][register.CSV_COLUMNS.index("note")]
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_html_is_self_contained(policy: avgpolicy.Policy) -> None:
+    page = render(policy, "html", today=TODAY)
+    parsed = _Collector()
+    parsed.feed(page)
+    assert {"script", "link", "img", "iframe", "object", "embed"}.isdisjoint(parsed.tags)
+    for name, value in parsed.attrs:
+        assert name not in {"src", "srcset"}
+        if name == "href":
+            assert value is not None and value.startswith("#"), value
+    assert re.search(r"url\(|@import|https?://", page) is None
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<style>" in page and "@media print" in page
+
+
+def test_html_shows_partners_fields_and_badges(policy: avgpolicy.Policy) -> None:
+    page = render(policy, "html", today=TODAY)
+    parsed = _Collector()
+    parsed.feed(page)
+    text = " ".join(parsed.text)
+    for partner in policy.model.partners:
+        assert f'id="partner-{partner}"' in page
+    assert '<span class="badge b-national_id">BSN</span>' in page
+    assert '<span class="badge b-special">art. 9</span>' in page
+    assert "receives BSN" in text
+    assert "expiring, 36 days left" in text
+    assert "no valid agreement from 2026-01-01 to 2026-01-31" in " ".join(text.split())
+    assert "zorgnotitie" in text
+
+
+def test_html_escapes_policy_text() -> None:
+    policy = avgpolicy.loads("""
+        dataset leerling subject { naam text personal }
+        partner p "<script>alert(1)</script> & Co"
+        purpose u "<b>doel</b>"
+        permit r { partner p  purpose u  basis public_task  fields leerling.naam  note "<img src=x>" }
+    """)
+    page = render(policy, "html", today=TODAY)
+    assert "<script>" not in page and "<img" not in page and "<b>doel" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in page
+
+
+def test_default_today_is_the_policy_zone_date(policy: avgpolicy.Policy) -> None:
+    reg = build_register(policy)
+    assert datetime.datetime.now(policy.zone).date() - datetime.date.fromisoformat(reg["today"]) \
+        <= datetime.timedelta(days=1)
