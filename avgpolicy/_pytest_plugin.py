@@ -36,6 +36,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "always, never", default="auto")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    _mode(config)  # a wrong value is a usage error before anything is collected
+
+
 def _mode(config: pytest.Config) -> str:
     value = str(config.getini("avgpolicy_collect")).strip().lower()
     value = {"true": "always", "1": "always", "yes": "always", "on": "always",
@@ -95,8 +99,12 @@ def _load(config: pytest.Config, root: Path) -> Any:
     if root not in sets:
         import avgpolicy
 
+        # load through a path relative to the invocation folder when possible, so that
+        # reasons and failures show short file names
+        base = Path(config.invocation_params.dir).resolve()
+        where = root.relative_to(base) if root.is_relative_to(base) else root
         try:
-            sets[root] = avgpolicy.load(root)
+            sets[root] = avgpolicy.load(where if where != Path(".") else base)
         except Exception as exc:  # a set that does not load becomes a failing item
             sets[root] = exc
     return sets[root]
@@ -115,8 +123,9 @@ class AvgFile(pytest.File):
                 yield AvgLoadItem.from_parent(self, name=f"load[{root.name}]", error=loaded, root=root)
             return
         here = self.path.resolve()
+        base = Path(self.config.invocation_params.dir)
         for test in loaded.model.tests:
-            if test.span is not None and Path(test.span.file).resolve() == here:
+            if test.span is not None and (base / test.span.file).resolve() == here:
                 yield AvgTestItem.from_parent(self, name=test.name.value, policy=loaded, test=test)
 
 

@@ -85,8 +85,11 @@ def test_passing_and_failing_tests_are_reported(school: pytest.Pytester) -> None
     result.assert_outcomes(passed=1, failed=1)
     text = result.stdout.str()
     assert "test `faalt_expres` failed at" in text
-    assert "leerling.roepnaam (line 17): expected allow, got deny (not_in_subset" in text
-    assert "policies/tests/snappet.avg:13: avg test faalt_expres" in text  # reportinfo: file:line
+    assert "failed at policies/tests/snappet.avg:11" in text
+    assert "request: partner snappet, purpose leermiddelen, at 2025-10-01" in text
+    assert "leerling.roepnaam (line 16): expected allow, got deny (not_in_subset)" in text
+    assert "not_in_subset: the student is outside the subset of rule snappet_lesmateriaal" in text
+    assert "DENIED: partner snappet" in text  # the decision's explain()
     assert 1 == result.ret
 
 

@@ -7,13 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import avgpolicy
 from avgpolicy.decision import Consent
-from avgpolicy.testing import assert_allowed, assert_denied, request_for, run
+from avgpolicy.testing import assert_allowed, assert_denied, request_for, run, run_test
 from avgpolicy.testing import strategies as avgst
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,16 +169,13 @@ def test_coverage_lists_rules_no_test_exercised(policy: avgpolicy.Policy) -> Non
     assert 2 == sum(not t["passed"] for t in data["tests"])
 
 
-def test_a_test_without_partner_fails_with_an_error() -> None:
-    policy = avgpolicy.loads({"catalogue.avg": CATALOGUE, "t.avg": """
-test zonder_partner {
-    at 2025-10-01
-    purpose leermiddelen
-    expect deny leerling.roepnaam
-}"""})
-    result = run(policy).results[0]
-    assert not result.passed
+def test_a_test_without_partner_fails_with_an_error(policy: avgpolicy.Policy) -> None:
+    # the checker rejects such a test in a .avg file; run_test still fails it cleanly
+    test = attrs.evolve(policy.model.tests[0], partner=None)
+    result, exercised = run_test(policy, test)
+    assert (False, set()) == (result.passed, exercised)
     assert result.error is not None and "partner" in result.error
+    assert "error: the test names no partner" in result.describe_failure()
 
 
 def test_bundled_policies_pass_their_own_tests() -> None:

@@ -104,8 +104,11 @@ class TestResult:
         req = self.request
         if req:
             at = req.get("at")
-            lines.append(f"  request: partner {req.get('partner')}, purpose {req.get('purpose')}, "
-                         f"at {at.isoformat() if at is not None else 'now'}")
+            if isinstance(at, datetime.datetime) and at.time() == datetime.time(0, 0) and at.tzinfo is None:
+                when = at.date().isoformat()
+            else:
+                when = at.isoformat() if at is not None else "now"
+            lines.append(f"  request: partner {req.get('partner')}, purpose {req.get('purpose')}, at {when}")
         if self.error is not None:
             lines.append(f"  error: {self.error}")
         for o in self.failures:
