@@ -211,6 +211,7 @@ class FeedResult:
 class DemoResult:
     students: int
     schools: Counter[str]
+    bad_records: int
     inactive: int
     over_16: int
     feeds: list[FeedResult]
@@ -301,8 +302,10 @@ def run_demo(*, students: int = 5000, seed: int = 2025, at: Any = None, out: Tex
     body = generate_students(policy, students, seed=seed, today=today)
     results, decide_seconds, filter_seconds = run_feeds(policy, body, at, progress)
     report = run(policy)
+    subject = policy.model.catalogue.subject_fields
     demo = DemoResult(
-        students=len(body), schools=Counter(str(s.get("school")) for s in body),
+        students=len(body), schools=Counter(s["school"] for s in body if type(s.get("school")) is str),
+        bad_records=sum(1 for s in body if not all(_fits(s.get(k), fi.type) for k, fi in subject.items())),
         inactive=sum(1 for s in body if s.get("actief") is False),
         over_16=sum(1 for s in body if (a := _age(s.get("geboortedatum"), today)) is not None and a >= 16),
         feeds=results, decide_seconds=decide_seconds, filter_seconds=filter_seconds,
@@ -320,7 +323,8 @@ def render(demo: DemoResult, policy: Policy, at: Any) -> str:
         f"{len(m.partners)} partners; {demo.tests_passed} test blocks pass, {demo.tests_failed} fail",
         f"{demo.students} synthetic students ("
         + ", ".join(f"school {k}: {v}" for k, v in sorted(demo.schools.items()))
-        + f"); {demo.inactive} inactive, {demo.over_16} aged 16 or over",
+        + f"); {demo.inactive} inactive, {demo.over_16} aged 16 or over, "
+        f"{demo.bad_records} with a missing or ill-typed value",
         f"feeds at {moment} ({policy.timezone})",
         "",
         f"{'partner':<15} {'purpose':<21} {'students':>9} {'fields':>6} {'values':>8}  top denial reasons",
