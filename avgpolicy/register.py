@@ -253,12 +253,31 @@ def _basis_text(rule: RuleInfo) -> str:
     return text
 
 
+def fields_text(model: PolicyModel, refs: Iterable[str]) -> str:
+    """Field references grouped back by dataset: ``leerling.{bsn, roepnaam}, toets.*``."""
+    by_ds: dict[str, list[str]] = {}
+    for ref in refs:
+        ds, _, name = ref.partition(".")
+        by_ds.setdefault(ds, []).append(name)
+    parts = []
+    for ds, names in by_ds.items():
+        every = [f.name for f in model.catalogue.datasets[ds].fields]
+        if len(every) > 1 and set(names) == set(every):
+            parts.append(f"{ds}.*")
+        elif len(names) == 1:
+            parts.append(f"{ds}.{names[0]}")
+        else:
+            parts.append(f"{ds}.{{{', '.join(names)}}}")
+    return ", ".join(parts)
+
+
 def _restriction(model: PolicyModel, rule: RuleInfo) -> dict[str, Any]:
     return {
         "rule": rule.name,
         "partners_text": _names_text(rule.partners, "partners"),
         "purposes_text": _names_text(rule.purposes, "purposes"),
         "fields": [_field_entry(model, g.ref, None) for g in rule.grants],
+        "fields_text": fields_text(model, (g.ref for g in rule.grants)),
         "students": condition_text(rule.condition),
         "window": window_text(rule.window),
         "note": rule.note,
@@ -512,8 +531,7 @@ def _markdown(reg: dict[str, Any]) -> str:
         lines.append(f"| {row['partner']} | " + " | ".join(cells) + " |")
     lines += ["", "## Never shared (forbid rules)", ""]
     for r in reg["forbids"]:
-        fields = ", ".join(f"`{f['ref']}`" for f in r["fields"])
-        lines.append(f"* `{r['rule']}`: {fields} to {r['partners_text']} ({r['purposes_text']}); "
+        lines.append(f"* `{r['rule']}`: `{r['fields_text']}` to {r['partners_text']} ({r['purposes_text']}); "
                      f"students: {r['students']}" + (f". {r['note']}" if r["note"] else ""))
     lines += ["", "## Consent topics", ""]
     for c in reg["consent_topics"]:
@@ -553,6 +571,7 @@ ul.agreements { margin: 8px 0; padding-left: 18px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0; }
 th, td { border: 1px solid var(--line); padding: 5px 7px; text-align: left; vertical-align: top; }
 th { background: #eef1f7; font-weight: 600; }
+tr.group th { background: #dde3ee; font-size: 14px; }
 td.num { text-align: center; white-space: nowrap; }
 code { font: 12.5px/1.3 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .badge { display: inline-block; border-radius: 10px; padding: 0 7px; font-size: 11.5px; font-weight: 600;
@@ -700,15 +719,15 @@ def _html(reg: dict[str, Any]) -> str:
             cells.append(f'<td class="num" title="{tip}">{c["count"]}{badge}</td>')
         body.append(f'<tr><td><a href="#partner-{_e(row["partner"])}">{_e(row["partner"])}</a></td>'
                     + "".join(cells) + "</tr>")
-    body += ["</tbody>", "</table>", '<p class="note">Number of fields each partner may receive; the badge '
-             "shows the most sensitive of them.</p>", "<h2>Partners</h2>"]
+    body += ["</tbody>", "</table>", '<p class="note">Number of fields each partner may receive (hover for '
+             "their names); badges mark BSN, art. 9 and art. 10 data, else sensitive data.</p>", "<h2>Partners</h2>"]
     body += [_html_partner(p) for p in reg["partners"]]
 
     body += ["<h2>Never shared (forbid rules)</h2>", "<table>",
              "<thead><tr><th>Rule</th><th>Partners</th><th>Purposes</th><th>Fields</th><th>Students</th>"
              "</tr></thead>", "<tbody>"]
     for r in reg["forbids"]:
-        fields = " ".join(f'<span class="field"><code>{_e(f["ref"])}</code></span>' for f in r["fields"])
+        fields = f"<code>{_e(r['fields_text'])}</code>"
         note = f'<div class="note">{_e(r["note"])}</div>' if r["note"] else ""
         body.append(f"<tr><td><code>{_e(r['rule'])}</code></td><td>{_e(r['partners_text'])}</td>"
                     f"<td>{_e(r['purposes_text'])}</td><td>{fields}{note}</td><td>{_e(r['students'])}</td></tr>")
@@ -717,14 +736,13 @@ def _html(reg: dict[str, Any]) -> str:
         extra = " — parental consent stops counting at 16" if c["reconfirm_at_16"] else ""
         body.append(f"<li><code>{_e(c['name'])}</code>: {_e(c['title'] or '')}{_e(extra)}</li>")
     body += ["</ul>", "<h2>Catalogue</h2>", "<table>",
-             "<thead><tr><th>Dataset</th><th>Field</th><th>Type</th><th>Sensitivity</th></tr></thead>", "<tbody>"]
+             "<thead><tr><th>Field</th><th>Type</th><th>Sensitivity</th></tr></thead>", "<tbody>"]
     for d in reg["catalogue"]:
-        title = f" ({d['title']})" if d["title"] else ""
-        subject = " · subject" if d["subject"] else ""
-        for i, f in enumerate(d["fields"]):
-            first = f"<td rowspan=\"{len(d['fields'])}\"><b>{_e(d['name'])}</b>{_e(title)}{_e(subject)}</td>" \
-                if i == 0 else ""
-            body.append(f"<tr>{first}<td><code>{_e(f['field'])}</code></td><td>{_e(f['type'])}</td>"
+        title = f" · {d['title']}" if d["title"] else ""
+        subject = " · subject (the students)" if d["subject"] else ""
+        body.append(f'<tr class="group"><th colspan="3">{_e(d["name"])}{_e(title)}{_e(subject)}</th></tr>')
+        for f in d["fields"]:
+            body.append(f"<tr><td><code>{_e(f['field'])}</code></td><td>{_e(f['type'])}</td>"
                         f"<td>{_badge(f['sensitivity'], f['sensitivity'])}</td></tr>")
     body += ["</tbody>", "</table>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

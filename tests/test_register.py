@@ -196,6 +196,8 @@ def test_markdown_names_partners_fields_and_markers(policy: avgpolicy.Policy) ->
     assert "ends 2026-12-31 (36 days)" in text
     assert "school is 12AB and leerjaar 3 to 8" in text
     assert "## Partner × dataset" in text
+    # a forbid over whole datasets is shown grouped, not as 60 separate fields
+    assert "`leerling.*, lesgroep.*, rooster.*, toets.*, absentie.*` to all partners except duo" in text
 
 
 def test_csv_parses_with_one_row_per_partner_rule_field(policy: avgpolicy.Policy, reg: dict) -> None:
