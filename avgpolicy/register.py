@@ -467,6 +467,10 @@ def _md_field(f: dict[str, Any]) -> str:
     return label
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _markdown(reg: dict[str, Any]) -> str:
     s = reg["summary"]
     lines = [
@@ -474,9 +478,9 @@ def _markdown(reg: dict[str, Any]) -> str:
         "",
         f"Policy version `{reg['policy_version']}`, status on {reg['today']} ({reg['timezone']}).",
         "",
-        f"* {s['partners']} partners, {s['permits']} permit rules, {s['forbids']} forbid rules, "
-        f"{s['purposes']} purposes",
-        f"* {s['special_flows']} flows with special-category data (art. 9), "
+        f"* {_count(s['partners'], 'partner')}, {_count(s['permits'], 'permit rule')}, "
+        f"{_count(s['forbids'], 'forbid rule')}, {_count(s['purposes'], 'purpose')}",
+        f"* {_count(s['special_flows'], 'flow')} with special-category data (art. 9), "
         f"{s['national_id_flows']} with the BSN",
     ]
     for e in s["expiring_agreements"]:
@@ -513,10 +517,10 @@ def _markdown(reg: dict[str, Any]) -> str:
         if p["restrictions"]:
             lines.append("* forbid rules that apply: " + "; ".join(
                 f"`{r['rule']}` ({r['students']})" for r in p["restrictions"]))
-        notes = [fl for fl in p["flows"] if fl["note"]]
-        for fl in notes:
-            lines.append(f"* `{fl['rule']}` ({fl['location']}): {fl['note']}")
-        if notes:
+        for fl in p["flows"]:
+            if fl["note"]:
+                lines.append(f"* `{fl['rule']}` ({fl['location']}): {fl['note']}")
+        if lines[-1]:
             lines.append("")
     lines += ["## Partner × dataset", ""]
     datasets = reg["matrix"]["datasets"]
@@ -530,10 +534,14 @@ def _markdown(reg: dict[str, Any]) -> str:
             cells.append(text)
         lines.append(f"| {row['partner']} | " + " | ".join(cells) + " |")
     lines += ["", "## Never shared (forbid rules)", ""]
+    if not reg["forbids"]:
+        lines.append("None.")
     for r in reg["forbids"]:
         lines.append(f"* `{r['rule']}`: `{r['fields_text']}` to {r['partners_text']} ({r['purposes_text']}); "
                      f"students: {r['students']}" + (f". {r['note']}" if r["note"] else ""))
     lines += ["", "## Consent topics", ""]
+    if not reg["consent_topics"]:
+        lines.append("None declared.")
     for c in reg["consent_topics"]:
         extra = " (parental consent stops counting at 16)" if c["reconfirm_at_16"] else ""
         lines.append(f"* `{c['name']}`: {c['title'] or ''}{extra}")

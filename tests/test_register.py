@@ -287,3 +287,45 @@ def test_default_today_is_the_policy_zone_date(policy: avgpolicy.Policy) -> None
     reg = build_register(policy)
     assert datetime.datetime.now(policy.zone).date() - datetime.date.fromisoformat(reg["today"]) \
         <= datetime.timedelta(days=1)
+
+
+EDGE = """
+dataset s subject { geboortedatum date personal  x text criminal  n text national_id  d set personal }
+dataset leeg { }
+partner a {
+    agreement "A" valid until 2026-01-01
+    agreement "B" valid from 2026-06-01 until 2026-07-01
+    agreement "C" valid from 2026-03-01
+}
+partner b
+purpose u
+purpose v
+permit r1 { partner * purpose * except v basis public_task fields s.x
+            students where age > 3 or not (age < 2 and "q" not in d) valid until 2027-01-01 }
+permit r2 { partner b purpose v basis legal_obligation fields s.n valid from 2026-01-01 until 2026-02-01 }
+"""
+
+
+def test_edge_cases_wildcards_open_windows_and_empty_sections() -> None:
+    policy = avgpolicy.loads(EDGE)
+    reg = build_register(policy, today=TODAY)
+    a, b = reg["partners"]
+    assert ["r1"] == [f["rule"] for f in a["flows"]]            # `partner *` reaches every partner
+    assert ["r1", "r2"] == [f["rule"] for f in b["flows"]]
+    assert "all purposes except v" == a["flows"][0]["purposes_text"]
+    assert "age is above 3 or not (age is below 2 and d does not include q)" == a["flows"][0]["students"]
+    assert [{"from": "2026-01-02", "until": "2026-02-28"}] == a["gaps"]   # C is open-ended: no later gap
+    assert ["A", "C", "B"] == [x["reference"] for x in a["agreements"]]
+    assert ("art. 10", "expired") == (a["flows"][0]["fields"][0]["marker"], b["flows"][1]["window"]["status"])
+    assert {"count": 0, "fields": [], "worst": None, "markers": []} == reg["matrix"]["rows"][0]["cells"]["leeg"]
+    md = render(policy, "md", today=TODAY)
+    assert "1 with the BSN" in md and "1 forbid rule" not in md and "0 forbid rules" in md
+    assert "## Consent topics\n\nNone declared." in md
+    assert "\n### b" in md and "\n\n### b" in md
+    for fmt in ("csv", "json", "html"):
+        assert render(policy, fmt, today=TODAY)
+
+
+def test_today_may_be_a_datetime(policy: avgpolicy.Policy) -> None:
+    moment = datetime.datetime(2026, 11, 25, 23, 30)
+    assert "2026-11-25" == build_register(policy, today=moment)["today"]
