@@ -202,3 +202,22 @@ def test_reconfirm_at_16_topic_drops_parental_consent(policy: avgpolicy.Policy) 
     late = policy.decide(**request, at=datetime.date(2026, 1, 10))
     assert not late.allowed
     assert "no_consent" in {r.code for r in late.reasons}
+
+
+def test_language_guide_examples_parse() -> None:
+    """Every complete declaration shown in docs/language.md parses (fragments with `...` excepted)."""
+    import re
+
+    from avgpolicy.parser import parse
+    from avgpolicy.source import Source
+
+    guide = (POLICIES.parent / "docs" / "language.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```\n(.*?)```", guide, re.S)
+              if re.match(r"(#.*\n)*(dataset|partner|purpose|consent|permit|forbid|test)\b", b)
+              and "..." not in b]
+    assert len(blocks) >= 8
+    errors = []
+    for i, block in enumerate(blocks):
+        _, diagnostics = parse(Source(f"language.md block {i}", block))
+        errors += [d.headline() for d in diagnostics if d.is_error]
+    assert [] == errors
