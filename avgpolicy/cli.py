@@ -147,7 +147,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                     print(f"{paint.green('PASS')} {result.name}  {paint.dim(result.where())}")
                 continue
             print(f"{paint.red('FAIL')} {result.name}  {paint.dim(result.where())}")
-            print("\n".join("  " + line for line in result.describe_failure().splitlines()[1:]))
+            print("\n".join(result.describe_failure().splitlines()[1:]))
         if not report.results:
             print(paint.yellow("no test blocks found"))
         if args.coverage:
