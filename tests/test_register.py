@@ -11,8 +11,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import avgpolicy
+from avgpolicy import nodes as n
 from avgpolicy import register
 from avgpolicy.register import build_register, condition_text, render
 
@@ -329,3 +332,56 @@ def test_edge_cases_wildcards_open_windows_and_empty_sections() -> None:
 def test_today_may_be_a_datetime(policy: avgpolicy.Policy) -> None:
     moment = datetime.datetime(2026, 11, 25, 23, 30)
     assert "2026-11-25" == build_register(policy, today=moment)["today"]
+
+
+# ---------------------------------------------------------------------------
+# property: the words keep every name and value of the condition, and brackets balance
+
+_TEXT = st.sampled_from(["12AB", "34CD", "plusklas", "havo"])
+_INT = st.integers(-5, 20)
+_DATE = st.dates(datetime.date(2000, 1, 1), datetime.date(2030, 12, 31))
+
+
+def _lit(value: object) -> n.Literal:
+    kind = {str: "text", int: "int", bool: "bool", datetime.date: "date"}[type(value)]
+    return n.Literal(value, kind)  # type: ignore[arg-type]
+
+
+_ATOMS = st.one_of(
+    st.builds(lambda v, op: n.Compare(op, n.Ref("school"), _lit(v)), _TEXT, st.sampled_from(["==", "!="])),
+    st.builds(lambda v, op, flip: n.Compare(op, _lit(v), n.Ref("leerjaar")) if flip
+              else n.Compare(op, n.Ref("leerjaar"), _lit(v)),
+              _INT, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), st.booleans()),
+    st.builds(lambda v, op: n.Compare(op, n.Ref("actief"), _lit(v)), st.booleans(), st.sampled_from(["==", "!="])),
+    st.builds(lambda vs, neg: n.InList(n.Ref("school"), tuple(_lit(v) for v in vs), neg),
+              st.lists(_TEXT, min_size=1, max_size=3), st.booleans()),
+    st.builds(lambda lo, hi, neg: n.InRange(n.Ref("age"), _lit(lo), _lit(hi), neg), _INT, _INT, st.booleans()),
+    st.builds(lambda lo, hi, neg: n.InRange(n.Ref("start"), _lit(lo), _lit(hi), neg), _DATE, _DATE, st.booleans()),
+    st.builds(lambda v, neg: n.InSet(_lit(v), n.Ref("lesgroepen"), neg), _TEXT, st.booleans()),
+)
+_EXPRS = st.recursive(_ATOMS, lambda inner: st.one_of(
+    st.builds(lambda xs: n.And(tuple(xs)), st.lists(inner, min_size=2, max_size=3)),
+    st.builds(lambda xs: n.Or(tuple(xs)), st.lists(inner, min_size=2, max_size=3)),
+    st.builds(n.Not, inner),
+), max_leaves=12)
+
+
+def _words_of(value: object) -> str:
+    if isinstance(value, bool):
+        return ""  # `actief == true` reads as "actief": the value becomes the wording
+    return value.isoformat() if isinstance(value, datetime.date) else str(value)
+
+
+@given(_EXPRS)
+def test_condition_text_keeps_every_name_and_value(expr: n.Expr) -> None:
+    text = condition_text(expr)
+    assert text == condition_text(expr)
+    for ref in expr.find_all(n.Ref):
+        assert ref.name in text
+    for lit in expr.find_all(n.Literal):
+        assert _words_of(lit.value) in text
+    depth = 0
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        assert depth >= 0
+    assert 0 == depth
