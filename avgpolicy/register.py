@@ -581,8 +581,9 @@ th, td { border: 1px solid var(--line); padding: 5px 7px; text-align: left; vert
 th { background: #eef1f7; font-weight: 600; }
 tr.group th { background: #dde3ee; font-size: 14px; }
 td.num { text-align: center; white-space: nowrap; }
-code { font: 12.5px/1.3 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-.badge { display: inline-block; border-radius: 10px; padding: 0 7px; font-size: 11.5px; font-weight: 600;
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em;
+       overflow-wrap: anywhere; }
+.badge { display: inline-block; border-radius: 10px; padding: 0 7px; font-size: 0.82em; font-weight: 600;
          line-height: 18px; white-space: nowrap; border: 1px solid transparent; }
 .b-national_id { background: #b3261e; color: #fff; }
 .b-criminal { background: #4a148c; color: #fff; }
@@ -598,7 +599,7 @@ code { font: 12.5px/1.3 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace
 .field { white-space: nowrap; margin-right: 6px; display: inline-block; }
 .blocked { text-decoration: line-through; color: var(--muted); }
 .ds { color: var(--muted); font-weight: 600; }
-.note { color: var(--muted); font-size: 12.5px; }
+.note { color: var(--muted); font-size: 0.9em; }
 .matrix td { text-align: center; }
 .matrix td:first-child, .matrix th:first-child { text-align: left; }
 .legend .badge { margin-right: 6px; }
@@ -608,6 +609,9 @@ code { font: 12.5px/1.3 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace
   section.partner { break-inside: avoid; }
   h2 { break-after: avoid; }
   tr { break-inside: avoid; }
+  .field { white-space: normal; }
+  .badge { font-size: 9.5px; line-height: 14px; padding: 0 5px; }
+  a { color: inherit; text-decoration: none; }
 }
 """
 
@@ -672,7 +676,7 @@ def _html_partner(p: dict[str, Any]) -> str:
                 purpose += f'<div class="note">{_e("; ".join(titles))}</div>'
             note = f'<div class="note">{_e(fl["note"])}</div>' if fl["note"] else ""
             loc = f'<div class="note">{_e(fl["location"])}</div>' if fl["location"] else ""
-            win = _e(fl["window"]["text"])
+            win = _e(fl["window"]["text"]).replace(" to ", " to<br>")  # one date per line
             if fl["window"]["status"] in ("expired", "expiring", "not started"):
                 win += " " + _status_badge(fl["window"]["status"])
             out.append(f"<tr><td><code>{_e(fl['rule'])}</code>{loc}</td><td>{purpose}</td>"
