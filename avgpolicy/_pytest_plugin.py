@@ -12,6 +12,9 @@ dataset, i.e. hold the catalogue. That whole folder tree is loaded once, and
 each file yields the tests written in it. A set that does not load becomes one
 failing item showing every diagnostic.
 
+``--avg-coverage`` lists, after the run, the rules of each set that no test that
+ran exercised (as ``avgpolicy test --coverage`` does).
+
 Kept light: avgpolicy itself is imported only when an ``.avg`` file is collected.
 """
 
@@ -28,9 +31,13 @@ _SUBJECT = re.compile(r'^\s*dataset\s+[A-Za-z_][A-Za-z0-9_-]*\s*(?:"(?:[^"\\]|\\
 _MODES = ("auto", "always", "never")
 _sets_key = pytest.StashKey[dict[Path, Any]]()
 _reported_key = pytest.StashKey[set[Path]]()
+_exercised_key = pytest.StashKey[dict[Path, set[str]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("avgpolicy", "avgpolicy policy tests")
+    group.addoption("--avg-coverage", action="store_true", default=False,
+                    help="after the run, list the rules of each policy set that no test exercised")
     parser.addini("avgpolicy_collect",
                   "collect `test` blocks of .avg files: auto (only under paths given on the command line), "
                   "always, never", default="auto")
@@ -126,7 +133,7 @@ class AvgFile(pytest.File):
         base = Path(self.config.invocation_params.dir)
         for test in loaded.model.tests:
             if test.span is not None and (base / test.span.file).resolve() == here:
-                yield AvgTestItem.from_parent(self, name=test.name.value, policy=loaded, test=test)
+                yield AvgTestItem.from_parent(self, name=test.name.value, policy=loaded, test=test, root=root)
 
 
 class AvgTestFailed(Exception):
@@ -136,16 +143,18 @@ class AvgTestFailed(Exception):
 class AvgTestItem(pytest.Item):
     """One ``test`` block."""
 
-    def __init__(self, *, policy: Any, test: Any, **kwargs: Any) -> None:
+    def __init__(self, *, policy: Any, test: Any, root: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.policy = policy
         self.test = test
+        self.root = root
         self.result: Any = None
 
     def runtest(self) -> None:
         from avgpolicy.testing import run_test
 
-        self.result, _ = run_test(self.policy, self.test)
+        self.result, exercised = run_test(self.policy, self.test)
+        self.config.stash.setdefault(_exercised_key, {}).setdefault(self.root, set()).update(exercised)
         if not self.result.passed:
             raise AvgTestFailed(self.result.describe_failure())
 
@@ -178,3 +187,20 @@ class AvgLoadItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"avg policy set {self.root}"
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """With ``--avg-coverage``: per policy set, the rules no test that ran exercised."""
+    if not config.getoption("avg_coverage"):
+        return
+    exercised = config.stash.get(_exercised_key, {})
+    for root, loaded in sorted(config.stash.get(_sets_key, {}).items()):
+        if isinstance(loaded, Exception):
+            continue
+        rules = loaded.model.rules
+        untested = [r for r in rules if r.name not in exercised.get(root, set())]
+        terminalreporter.write_sep("-", f"avgpolicy rule coverage: {root}")
+        terminalreporter.write_line(f"{len(rules) - len(untested)}/{len(rules)} rules exercised")
+        for r in untested:
+            where = f"  {r.span.file}:{r.span.line}" if r.span else ""
+            terminalreporter.write_line(f"  untested {r.name}{where}")

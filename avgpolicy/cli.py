@@ -63,7 +63,7 @@ def _load(paths: Sequence[str], fmt: str = "human", **options: Any) -> Policy:
 
     try:
         return load(*paths, **options)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:  # a missing path, no .avg files, an unknown time zone
         raise UsageError(str(exc)) from exc
     except PolicyError as exc:
         if fmt == "json":

@@ -104,6 +104,13 @@ def test_missing_path_is_wrong_usage(capsys: pytest.CaptureFixture[str], tmp_pat
         assert (2, True) == (code, "nergens" in err), command
 
 
+def test_a_folder_without_policy_files_is_wrong_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for command in ("check", "test", "register"):
+        code, _, err = run(capsys, command, str(tmp_path))
+        assert 2 == code, command
+        assert err.startswith(f"avgpolicy {command}: "), err
+
+
 def test_bad_arguments_are_wrong_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert 2 == run(capsys, "frobnicate")[0]
     assert 2 == run(capsys, "check")[0]

@@ -141,3 +141,11 @@ def test_the_bundled_example_set_passes(pytester: pytest.Pytester) -> None:
     outcomes = result.parseoutcomes()
     assert 0 == outcomes.get("failed", 0), result.stdout.str()
     assert outcomes.get("passed", 0) >= 10
+
+
+def test_avg_coverage_lists_the_untested_rules(school: pytest.Pytester) -> None:
+    result = school.runpytest(*PLUGIN, "policies", "--avg-coverage")
+    text = result.stdout.str()
+    assert "1/2 rules exercised" in text
+    assert "untested parro_namen  policies/catalogue.avg:" in text
+    assert "untested snappet_lesmateriaal" not in text
