@@ -19,12 +19,15 @@ import html
 import io
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import nodes as n
 from .model import SENSITIVITIES, NameSet, PolicyModel, RuleInfo, WindowInfo
+
+if TYPE_CHECKING:
+    from .policy import Policy
 
 __all__ = ["FORMATS", "build_register", "condition_text", "render"]
 
@@ -285,7 +288,7 @@ def _restriction(model: PolicyModel, rule: RuleInfo) -> dict[str, Any]:
     }
 
 
-def build_register(policy: Any, *, today: datetime.date | None = None) -> dict[str, Any]:
+def build_register(policy: Policy, *, today: datetime.date | None = None) -> dict[str, Any]:
     """The register of a loaded Policy as JSON-able data (dicts, lists, str, int, bool, None).
 
     ``today`` (default: today in the policy's time zone) is the date that agreement
@@ -390,7 +393,7 @@ def build_register(policy: Any, *, today: datetime.date | None = None) -> dict[s
 # ---------------------------------------------------------------------------
 # rendering
 
-def render(policy: Any, fmt: str = "md", *, today: datetime.date | None = None) -> str:
+def render(policy: Policy, fmt: str = "md", *, today: datetime.date | None = None) -> str:
     """The register as ``"md"``, ``"csv"``, ``"json"`` or ``"html"`` text."""
     renderers: dict[str, Callable[[dict[str, Any]], str]] = {
         "md": _markdown, "csv": _csv, "json": _json, "html": _html}
