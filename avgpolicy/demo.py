@@ -299,6 +299,9 @@ def run_demo(*, students: int = 5000, seed: int = 2025, at: Any = None, out: Tex
     if at is None:
         at = datetime.datetime(2026, 3, 2, 10, 0)
     today = local_day(at, policy.zone)
+    if progress is not None:
+        progress.write(f"\r\033[K  generating {students} students")
+        progress.flush()
     body = generate_students(policy, students, seed=seed, today=today)
     results, decide_seconds, filter_seconds = run_feeds(policy, body, at, progress)
     report = run(policy)
