@@ -123,6 +123,7 @@ class _Checker:
         self.files = files
         self.today = today
         self.diagnostics: list[Diagnostic] = []
+        self.error_count = 0
         self.datasets: dict[str, n.Dataset] = {}
         self.fields: dict[str, dict[str, _FieldEntry]] = {}
         self.partners: dict[str, n.Partner] = {}
@@ -138,7 +139,9 @@ class _Checker:
     def report(self, span: Span | None, code: str, message: str, help: str | None = None,
                fallback: Span | None = None) -> None:
         where = span or fallback or Span(self.files[0].name if self.files else "<policy>", 1, 1, 1, 2)
-        self.diagnostics.append(Diagnostic.at(where, code, message, help=help))
+        diagnostic = Diagnostic.at(where, code, message, help=help)
+        self.error_count += diagnostic.is_error
+        self.diagnostics.append(diagnostic)
 
     def unknown(self, name: n.Name, code: str, what: str, candidates: Iterable[str], advice: str,
                 fallback: Span | None = None) -> None:
@@ -238,7 +241,7 @@ class _Checker:
 
     # -- rules ----------------------------------------------------------------
     def check_rule(self, rule: n.Rule) -> None:
-        errors_before = sum(d.is_error for d in self.diagnostics)
+        errors_before = self.error_count
         effect = rule.effect
         written = {k for k, _ in rule.clauses}
         for clause in _REQUIRED[effect]:
@@ -265,7 +268,7 @@ class _Checker:
         if rule.condition is not None:
             self.check_condition(rule.condition)
         self.rule_warnings(rule, grants, window_ok)
-        if sum(d.is_error for d in self.diagnostics) == errors_before and self.rules.get(rule.name.value) is rule \
+        if self.error_count == errors_before and self.rules.get(rule.name.value) is rule \
                 and partners is not None and purposes is not None and grants_ok and window_ok:
             w = rule.window
             self.facts.append(_RuleFacts(rule, len(self.facts), partners, purposes, grants, basis,
