@@ -161,6 +161,10 @@ def test_test_on_a_broken_set_exits_1_with_diagnostics(capsys: pytest.CaptureFix
     code, _, err = run(capsys, "test", str(small))
     assert 1 == code
     assert "kapot.avg:" in err and "error[" in err
+    code, out, _ = run(capsys, "test", str(small), "--format", "json")
+    data = json.loads(out)
+    assert (1, False) == (code, data["loaded"])
+    assert any(d["file"].endswith("kapot.avg") for d in data["diagnostics"])
 
 
 # -- explain -----------------------------------------------------------------
