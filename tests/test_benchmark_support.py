@@ -1,0 +1,144 @@
+"""Benchmark support: the generated sets are valid, the baseline and peers decide as avgpolicy, the cache is bounded.
+
+No timing here: these tests make sure the benchmarks compare like with like.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+import avgpolicy
+from benchmarks import baseline, gen, report
+from benchmarks.support import assert_avgpolicy_agrees, policy, records, sample
+
+
+@pytest.mark.parametrize("size", [10, 100, 1_000])
+def test_generated_set_is_valid_and_has_exactly_that_many_rules(size: int) -> None:
+    pol = avgpolicy.loads(gen.policy_texts(size))
+    assert size == len(pol.model.rules)
+    assert () == pol.warnings
+
+
+def test_smaller_sets_are_contained_in_larger_ones() -> None:
+    small, large = gen.policy_texts(100), gen.policy_texts(1_000)
+    assert small["catalogue.avg"] == large["catalogue.avg"]
+    assert small["rules/kern.avg"] == large["rules/kern.avg"]
+    assert large["partners.avg"].startswith(small["partners.avg"])
+    small_rules = small["rules/leveranciers-000.avg"]
+    assert large["rules/leveranciers-000.avg"].startswith(small_rules)
+
+
+def test_a_set_cannot_be_smaller_than_its_core() -> None:
+    with pytest.raises(ValueError, match="core"):
+        gen.policy_texts(gen.CORE_RULE_COUNT - 1)
+
+
+def test_records_include_flawed_ones() -> None:
+    flawed = [s for s in records() if gen.is_flawed(s)]
+    assert 30 < len(flawed) < 200
+    assert 12 == sum(gen.is_flawed(s) for s in sample(24))
+
+
+@pytest.mark.parametrize("size", [10, 1_000])
+def test_compiled_interpreted_and_baseline_agree_on_the_scenario(size: int) -> None:
+    assert_avgpolicy_agrees(size, records()[:400])
+
+
+def test_scenario_gets_the_same_answers_at_every_size() -> None:
+    small, large = policy(10), policy(1_000)
+    for q in gen.QUERIES:
+        for s in records()[:200]:
+            a = small.decide(partner=q.partner, purpose=q.purpose, fields=list(q.fields), student=s, at=gen.AT)
+            b = large.decide(partner=q.partner, purpose=q.purpose, fields=list(q.fields), student=s, at=gen.AT)
+            assert [(r.code, r.field, r.rule) for r in a.reasons] == [(r.code, r.field, r.rule) for r in b.reasons]
+
+
+def test_the_scenario_allows_and_denies() -> None:
+    verdicts = [baseline.BY_QUERY[q.name](s, gen.AT)[f] for q in gen.QUERIES for s in records() for f in q.fields]
+    assert 0.2 < sum(verdicts) / len(verdicts) < 0.9
+
+
+def test_filter_equals_the_hand_written_loop() -> None:
+    pol, q = policy(100), gen.FILTER
+    rows = list(pol.filter(q.partner, q.purpose, list(q.fields), records(), at=gen.AT))
+    assert list(baseline.filter_gemengd(records(), gen.AT)) == rows
+    assert any("leerling.geboortedatum" in r for r in rows)
+
+
+def test_compile_cache_stays_within_its_size_under_distinct_requests() -> None:
+    pol = avgpolicy.loads(gen.policy_texts(10), cache_size=8)
+    student = records()[0]
+    for partner, purpose, fields in itertools.islice(gen.distinct_requests(), 100):
+        pol.decide(partner=partner, purpose=purpose, fields=fields, student=student, at=gen.AT)
+        assert pol.cache_info().currsize <= 8
+    info = pol.cache_info()
+    assert 8 == info.maxsize
+    assert 100 == info.misses
+    assert 8 == info.currsize
+
+
+def test_evicted_requests_decide_as_before() -> None:
+    pol = avgpolicy.loads(gen.policy_texts(10), cache_size=2)
+    q, student = gen.HOT, records()[1]
+    first = pol.decide(partner=q.partner, purpose=q.purpose, fields=list(q.fields), student=student, at=gen.AT)
+    for partner, purpose, fields in itertools.islice(gen.distinct_requests(), 5):
+        pol.compile(partner=partner, purpose=purpose, fields=fields)
+    again = pol.decide(partner=q.partner, purpose=q.purpose, fields=list(q.fields), student=student, at=gen.AT)
+    assert first.to_dict() == again.to_dict()
+
+
+def test_cedar_translation_validates_and_decides_as_avgpolicy() -> None:
+    pytest.importorskip("cedarpy")
+    from benchmarks.peers import CedarPeer
+
+    peer = CedarPeer(policy(100).model, validate=True)
+    students = records()[:300]
+    entities = peer.entities(students)
+    for q in gen.QUERIES:
+        for i, s in enumerate(students):
+            hand = baseline.BY_QUERY[q.name](s, gen.AT)
+            assert [hand[f] for f in q.fields] == peer.decide(
+                peer.requests(i, s, q.partner, q.purpose, q.fields, gen.AT), entities)
+
+
+def test_casbin_translation_decides_as_avgpolicy() -> None:
+    pytest.importorskip("casbin")
+    from benchmarks.peers import CasbinPeer, day_number
+
+    peer = CasbinPeer(policy(10).model)
+    for q in gen.QUERIES:
+        for s in sample(24):
+            hand = baseline.BY_QUERY[q.name](s, gen.AT)
+            got = peer.decide(peer.student(s, gen.AT), q.partner, q.purpose, q.fields, day_number(gen.AT))
+            assert [hand[f] for f in q.fields] == got
+
+
+def _bench(case: str, size: int, engine: str, seconds: float, units: int) -> dict[str, object]:
+    return {"extra_info": {"case": case, "size": size, "engine": engine, "units": units},
+            "stats": {"min": seconds, "median": seconds, "mean": seconds}}
+
+
+def test_report_divides_by_units_and_judges_against_targets(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = {"benchmarks": [
+        _bench("compiled lesmateriaal", 100, "avgpolicy", 2e-3, 1000),
+        _bench("baseline lesmateriaal", 100, "baseline", 1e-3, 1000),
+        _bench("latency decide", 10, "avgpolicy", 3e-3, 1000),
+        _bench("latency decide", 10_000, "avgpolicy", 3.3e-3, 1000),
+        _bench("cedar decision", 10, "cedar", 0.6, 1000),
+    ], "machine_info": {}, "commit_info": {}}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    run = report.Run(json.loads(path.read_text(encoding="utf-8")))
+    by_measure = {r[0]: r for r in report.rows(run)}
+    held = by_measure["held compiled function / hand-written, `lesmateriaal`"]
+    assert ["2.00 µs", "1.00 µs", "2.00x", "≤ 1.5x", "**missed**"] == held[1:]
+    latency = by_measure["decide per decision, 10,000 rules / 10 rules"]
+    assert ["1.10x", "≤ 1.2x", "met"] == latency[3:]
+    cedar = by_measure["cedar / avgpolicy `decide`, per decision, 10 rules"]
+    assert ["200x", "≥ 100x", "met"] == cedar[3:]
+    out = tmp_path / "performance.md"
+    assert 0 == report.main([str(path), "--write", str(out)])
+    assert "| held compiled function" in out.read_text(encoding="utf-8")
