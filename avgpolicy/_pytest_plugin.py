@@ -7,8 +7,9 @@ Which files: ``.avg`` files under the paths given on the command line
 therefore never trips over ``.avg`` fixtures in its ``tests/`` folder.)
 
 Which set a file belongs to: the nearest folder, from the file's own folder up
-to the rootdir, whose ``.avg`` files (recursively) declare the ``subject``
-dataset, i.e. hold the catalogue. That whole folder tree is loaded once, and
+(not above the invocation folder, a project root or eight levels),
+whose ``.avg`` files (recursively) declare the ``subject`` dataset, i.e. hold
+the catalogue. That whole folder tree is loaded once, and
 each file yields the tests written in it. A set that does not load becomes one
 failing item showing every diagnostic.
 
@@ -87,17 +88,34 @@ def _declares_subject(folder: Path) -> bool:
     return False
 
 
-def set_root(path: Path, rootdir: Path) -> Path:
-    """The folder whose tree is the policy set of ``path`` (see the module docstring)."""
+_PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg", "tox.ini", "pytest.ini")
+_MAX_LEVELS = 8
+
+
+def set_root(path: Path, *bounds: Path) -> Path:
+    """The folder whose tree is the policy set of ``path`` (see the module docstring).
+
+    Walks up from the file's folder and stops at the first folder whose ``.avg`` files
+    declare the subject dataset; it never goes above the highest of ``bounds`` (the
+    invocation folder) that holds the file, a project root (``.git``, ``pyproject.toml``,
+    ``pytest.ini``, ...), the home folder or eight levels. (pytest's rootdir is no bound:
+    without an ini file it is the deepest common folder of the arguments.) Without a catalogue the
+    file's own folder is the set (which then fails to load with a clear diagnostic).
+    """
     path = path.resolve()
-    rootdir = rootdir.resolve()
     folder = path.parent
-    while True:
+    limits = [b.resolve() for b in bounds if path.is_relative_to(b.resolve())]
+    top = min(limits, key=lambda b: len(b.parts)) if limits else None
+    stops = {Path.home().resolve(), Path(folder.anchor)}
+    for _ in range(_MAX_LEVELS):
+        if folder in stops:
+            break
         if _declares_subject(folder):
             return folder
-        if folder == rootdir or folder.parent == folder or not folder.is_relative_to(rootdir):
-            return path.parent
+        if folder == top or any((folder / m).exists() for m in _PROJECT_MARKERS):
+            break
         folder = folder.parent
+    return path.parent
 
 
 def _load(config: pytest.Config, root: Path) -> Any:
@@ -121,7 +139,7 @@ class AvgFile(pytest.File):
     """One ``.avg`` file: its ``test`` blocks, decided against the whole set it belongs to."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        root = set_root(self.path, self.config.rootpath)
+        root = set_root(self.path, Path(self.config.invocation_params.dir))
         loaded = _load(self.config, root)
         if isinstance(loaded, Exception):
             reported = self.config.stash.setdefault(_reported_key, set())

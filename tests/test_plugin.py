@@ -149,3 +149,24 @@ def test_avg_coverage_lists_the_untested_rules(school: pytest.Pytester) -> None:
     assert "1/2 rules exercised" in text
     assert "untested parro_namen  policies/catalogue.avg:" in text
     assert "untested snappet_lesmateriaal" not in text
+
+
+def test_the_set_root_is_the_nearest_folder_holding_the_catalogue(tmp_path: Path) -> None:
+    from avgpolicy._pytest_plugin import set_root
+
+    (tmp_path / "boards" / "a" / "tests").mkdir(parents=True)
+    (tmp_path / "los" / "b").mkdir(parents=True)
+    (tmp_path / "boards" / "a" / "catalogue.avg").write_text(CATALOGUE, encoding="utf-8")
+    (tmp_path / "boards" / "a" / "tests" / "t.avg").write_text(TESTS, encoding="utf-8")
+    (tmp_path / "los" / "b" / "losse_test.avg").write_text(TESTS, encoding="utf-8")
+    a, b = tmp_path / "boards" / "a", tmp_path / "los" / "b"
+    assert a.resolve() == set_root(a / "tests" / "t.avg", tmp_path / "elsewhere")  # invoked elsewhere
+    assert (a / "tests").resolve() == set_root(a / "tests" / "t.avg", a / "tests")  # never above the bound
+    assert a.resolve() == set_root(a / "catalogue.avg", tmp_path)
+    assert b.resolve() == set_root(b / "losse_test.avg", tmp_path)  # no catalogue: the file's own folder
+
+
+def test_a_single_test_file_without_an_ini_file(school: pytest.Pytester) -> None:
+    # without an ini file pytest's rootdir is the file's own folder; the set is still found
+    result = school.runpytest(*PLUGIN, "policies/tests/snappet.avg", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
