@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import avgpolicy
@@ -385,3 +385,59 @@ def test_condition_text_keeps_every_name_and_value(expr: n.Expr) -> None:
         depth += {"(": 1, ")": -1}.get(ch, 0)
         assert depth >= 0
     assert 0 == depth
+
+
+# ---------------------------------------------------------------------------
+# the register never under-reports: whatever the engine allows, the register lists
+
+_EXAMPLE = avgpolicy.load(POLICIES)
+_EXAMPLE_REGISTER = build_register(_EXAMPLE, today=TODAY)
+_FLOWS = sorted((p["name"], u) for p in _EXAMPLE_REGISTER["partners"] for fl in p["flows"] for u in fl["purposes"])
+_ALL_FIELDS = sorted(_EXAMPLE.model.catalogue.fields)
+
+
+def _engine_basis(flow: dict) -> str:
+    return f"consent({flow['consent_topic']})" if flow["consent_topic"] else flow["basis"]
+
+
+def _assert_listed(partner: str, purpose: str, decision: avgpolicy.Decision) -> int:
+    listed = {(fl["rule"], f["ref"]): (_engine_basis(fl), f["transform"], fl["retain"])
+              for fl in _partner(_EXAMPLE_REGISTER, partner)["flows"] if purpose in fl["purposes"]
+              for f in fl["fields"] if not f["blocked_by"]}
+    allowed = 0
+    for ref, fd in decision.fields.items():
+        if fd.allowed:
+            allowed += 1
+            assert (fd.basis, fd.transform, fd.retain) == listed[(fd.rule, ref)]
+    return allowed
+
+
+def test_register_lists_everything_allowed_to_the_test_block_students() -> None:
+    from avgpolicy.testing import request_for
+
+    allowed = 0
+    for test in _EXAMPLE.model.tests:
+        request = request_for(test, _EXAMPLE)
+        for partner, purpose in _FLOWS:
+            decision = _EXAMPLE.decide(partner=partner, purpose=purpose, fields=_ALL_FIELDS,
+                                       student=request["student"], at=request["at"])
+            allowed += _assert_listed(partner, purpose, decision)
+    assert allowed > 500  # the check saw many allowed fields, consent-based ones included
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> dict:
+    """Random students and moments; every field at once, so the 17 compiled requests stay cached."""
+    from avgpolicy.testing import strategies
+
+    partner, purpose = draw(st.sampled_from(_FLOWS))
+    return {"partner": partner, "purpose": purpose, "fields": _ALL_FIELDS,
+            "student": draw(strategies.students(_EXAMPLE)), "at": draw(strategies.moments(_EXAMPLE))}
+
+
+# generating a full student record is the slow part: a quarter of the profile's examples
+@settings(max_examples=max(25, settings.default.max_examples // 4))
+@given(_requests())
+def test_everything_the_engine_allows_is_in_the_register(request: dict) -> None:
+    decision = _EXAMPLE.decide(**request)
+    _assert_listed(request["partner"], request["purpose"], decision)
