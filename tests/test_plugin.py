@@ -163,7 +163,7 @@ def test_the_set_root_is_the_nearest_folder_holding_the_catalogue(tmp_path: Path
     assert a.resolve() == set_root(a / "tests" / "t.avg", tmp_path / "elsewhere")  # invoked elsewhere
     assert (a / "tests").resolve() == set_root(a / "tests" / "t.avg", a / "tests")  # never above the bound
     assert a.resolve() == set_root(a / "catalogue.avg", tmp_path)
-    assert b.resolve() == set_root(b / "losse_test.avg", tmp_path)  # no catalogue: the file's own folder
+    assert b.resolve() == set_root(b / "losse_test.avg", tmp_path / "los")  # no catalogue: its own folder
 
 
 def test_a_single_test_file_without_an_ini_file(school: pytest.Pytester) -> None:
