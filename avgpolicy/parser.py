@@ -21,6 +21,7 @@ from typing import Any
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from . import fastparse
 from . import nodes as n
 from .errors import Diagnostic
 from .source import Source, Span
@@ -179,8 +180,9 @@ def _describe_token(token: Token) -> str:
 
 
 class _FileParser:
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, *, fast: bool = True) -> None:
         self.source = source
+        self.fast = fast
         self.diagnostics: list[Diagnostic] = []
         self.reserved = keywords()
         self._line_offset = 0
@@ -209,6 +211,12 @@ class _FileParser:
         for start, end, first_line in split_declarations(text):
             chunk = text[start:end]
             self._line_offset = first_line - 1
+            if self.fast:
+                try:
+                    decls.append(fastparse.parse_declaration(self.source.file, chunk, first_line, self.reserved))
+                    continue
+                except fastparse.Fallback:
+                    pass  # Lark parses it and reports what is wrong
             try:
                 tree = lark.parse(chunk, start="declaration")
             except UnexpectedInput as exc:
@@ -605,8 +613,11 @@ _EXPR_RULES = frozenset({"or_", "and_", "not_", "compare", "in_list", "not_in_li
                          "not_in_range", "in_set", "not_in_set"})
 
 
-def parse(source: Source) -> tuple[n.File, list[Diagnostic]]:
-    """Parse one source text: its nodes and the syntax diagnostics found (never raises)."""
-    p = _FileParser(source)
+def parse(source: Source, *, fast: bool = True) -> tuple[n.File, list[Diagnostic]]:
+    """Parse one source text: its nodes and the syntax diagnostics found (never raises).
+
+    ``fast=False`` parses every declaration with Lark (the reference for the fast path).
+    """
+    p = _FileParser(source, fast=fast)
     file = p.parse()
     return file, p.diagnostics

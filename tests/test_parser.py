@@ -5,7 +5,7 @@ import datetime
 import pytest
 
 from avgpolicy import nodes as n
-from avgpolicy.parser import MAX_DEPTH, get_parser, parse, split_declarations
+from avgpolicy.parser import MAX_DEPTH, get_parser, keywords, parse, split_declarations
 from avgpolicy.source import Source
 
 
@@ -104,3 +104,110 @@ def test_split_ignores_keywords_in_strings_and_comments():
 @pytest.mark.parametrize("text", ["", "   \n# only a comment\n"])
 def test_empty_text_has_no_declarations(text):
     assert () == parse_ok(text).declarations
+
+
+# ---------------------------------------------------------------------------
+# the fast path builds exactly the nodes (spans included) that Lark builds
+
+import attrs  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from avgpolicy import fastparse  # noqa: E402
+
+_names = st.sampled_from(["a", "dus-i", "x_1", "leerling", "leerjaar", "school", "permit", "student", "in", "age"])
+_ws = st.sampled_from([" ", "\n", "  ", "\t", " # comment\n", "\r\n"])
+_literals = st.one_of(
+    st.integers(-20, 2030).map(str), st.sampled_from(['"12AB"', '"a \\"q\\" b"', '""', "true", "false",
+                                                       "2025-08-01", "2025-02-30", "9" * 5000]))
+_ops = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
+
+
+def _join(draw, parts):
+    return "".join(p + draw(_ws) for p in parts)
+
+
+@st.composite
+def _atom(draw):
+    x, lit = draw(_names), draw(_literals)
+    form = draw(st.integers(0, 5))
+    neg = draw(st.sampled_from(["", "not "]))
+    if form == 0:
+        return f"{x} {draw(_ops)} {lit}" if draw(st.booleans()) else f"{lit} {draw(_ops)} {x}"
+    if form == 1:
+        return f"{x} {neg}in [{', '.join(draw(st.lists(_literals, max_size=3)))}]"
+    if form == 2:
+        return f"{x} {neg}in {lit}..{draw(_literals)}"
+    if form == 3:
+        return f"{lit} {neg}in {x}"
+    if form == 4:
+        return f"{x} = {lit}"  # a common mistake: a syntax error
+    return f"{x} {neg}in {x}"
+
+
+_conditions = st.recursive(_atom(), lambda inner: st.one_of(
+    st.tuples(inner, st.sampled_from([" and ", " or ", "\nand "]), inner).map("".join),
+    inner.map(lambda e: f"not {e}"),
+    inner.map(lambda e: f"({e})")), max_leaves=6)
+
+_clauses = st.one_of(
+    st.builds(lambda k, s: f"{k} {s}", st.sampled_from(["partner", "purpose"]),
+              st.sampled_from(["snappet", "*", "* except dus-i, x", "a, b", "a b", "permit"])),
+    st.sampled_from(["fields leerling.{roepnaam, id}, leerling.id as pseudonym, absentie.*",
+                     "fields leerling.roepnaam", "fields leerling.", "basis consent(beeld)", "basis contract",
+                     "basis consent", "art9 health_care", "valid from 2025-08-01 until 2026-07-31",
+                     "valid until 2026-07-31", "valid", "retain 2 years", "retain -1 day", 'note "n"']),
+    _conditions.map(lambda c: f"students where {c}"))
+
+_test_clauses = st.sampled_from([
+    "at 2025-10-01", "at 2025-10-01T14:30", "at 2025-10-01T25:30", "partner snappet", "purpose p",
+    "partner *", 'student { school: "12AB", leerjaar: 5, geboortedatum: 2016-03-01, g: ["a", "b"], }',
+    "student { }", "student { a: 1 a: 2 }", 'student { a: 1, a: 2 }', "student { g: [1] }",
+    "consent beeld by parent on 2025-09-01", "consent beeld by student on 2025-09-01 withdrawn 2026-01-01",
+    "expect allow leerling.roepnaam, leerling.eckid", "expect deny leerling.bsn because no_permit",
+    "expect deny leerling.*", "expect maybe leerling.x"])
+
+
+@st.composite
+def _declarations(draw):
+    kind = draw(st.integers(0, 6))
+    if kind == 0:
+        fields = draw(st.lists(st.tuples(_names, _names, _names).map(" ".join), max_size=3))
+        return _join(draw, ["dataset", draw(_names), draw(st.sampled_from(['"L"', ""])),
+                            draw(st.sampled_from(["subject", ""])), "{", *fields, "}"])
+    if kind == 1:
+        agreements = draw(st.lists(st.sampled_from(['agreement "A" valid from 2025-08-01 until 2026-07-31',
+                                                    'agreement "B" valid until 2026-07-31', "agreement X"]),
+                                   max_size=2))
+        body = ["{", *agreements, "}"] if draw(st.booleans()) else []
+        return _join(draw, ["partner", draw(_names), draw(st.sampled_from(['"T"', ""])), *body])
+    if kind == 2:
+        return _join(draw, ["purpose", draw(_names), draw(st.sampled_from(['"T"', ""]))])
+    if kind == 3:
+        return _join(draw, ["consent", draw(_names), draw(st.sampled_from(['"T"', ""])),
+                            draw(st.sampled_from(["reconfirm_at_16", ""]))])
+    if kind == 6:
+        return _join(draw, ["test", draw(_names), "{", *draw(st.lists(_test_clauses, max_size=6)), "}"])
+    return _join(draw, [draw(st.sampled_from(["permit", "forbid"])), draw(_names), "{",
+                        *draw(st.lists(_clauses, max_size=6)), draw(st.sampled_from(["}", "", "} }"]))])
+
+
+@given(st.lists(_declarations(), min_size=1, max_size=4), st.data())
+def test_fast_path_equals_lark(decls, data):
+    text = "\n".join(decls)
+    if data.draw(st.booleans()):  # a random cut or stray character
+        i = data.draw(st.integers(0, len(text)))
+        text = text[:i] + data.draw(st.sampled_from(["", "{", "}", ",", "(", "=", "'", "\v"])) + text[i + 1:]
+    fast, fast_diags = parse(Source("t.avg", text))
+    slow, slow_diags = parse(Source("t.avg", text), fast=False)
+    assert attrs.asdict(slow) == attrs.asdict(fast)
+    assert slow_diags == fast_diags
+
+
+def test_fast_path_is_taken_for_valid_declarations_and_not_for_errors():
+    ok = 'permit r { partner a purpose b basis contract fields l.x students where (x == 1 or y in 2..3) }'
+    assert isinstance(fastparse.parse_declaration("t", ok, 1, keywords()), n.Rule)
+    for bad in ["purpose permit", "permit r { partner a partner b }", 'purpose p "x', "permit r { valid }",
+                "permit r { students where " + "not " * 100 + "a == 1 }", "test t { at 2025-02-30 }"]:
+        with pytest.raises(fastparse.Fallback):
+            fastparse.parse_declaration("t", bad, 1, keywords())

@@ -1,0 +1,596 @@
+"""Fast path of the parser: a hand-written recursive descent over one declaration.
+
+Lark's LALR parser (``parser.py``, ``grammar/avg.lark``) is the definition of the
+language and produces every syntax diagnostic, but in pure Python it spends tens of
+microseconds per token, too slow for policy sets of many thousands of rules. This
+module parses the same declarations to the *same* nodes, spans included (a
+differential test holds it to that), and gives up with ``Fallback`` at the first thing
+it is not sure about: any syntax error, a keyword used as a name, an invalid date, an
+over-long integer, deep nesting, a repeated clause. The caller then parses that
+declaration with Lark, which reports the problem. So the fast path never decides what
+is valid; it only makes the valid case cheap.
+
+Spans follow Lark's ``propagate_positions``: a node runs from its first to its last
+token, and a parenthesised child counts with its parentheses (its "container") when
+a parent's span is computed, while the child node keeps its own span.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+from . import nodes as n
+from .source import Span
+
+_TOKEN_RE = re.compile(r"""
+    (?P<WS>[ \t\f\r\n]+)
+  | (?P<COMMENT>\#[^\n]*)
+  | (?P<DATETIME>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)
+  | (?P<DATE>[0-9]{4}-[0-9]{2}-[0-9]{2})
+  | (?P<INT>-?[0-9]+)
+  | (?P<IDENT>[A-Za-z_][A-Za-z0-9_-]*)
+  | (?P<STRING>"(?:[^"\\]|\\["\\])*")
+  | (?P<COMPARE>==|!=|<=|>=|<|>)
+  | (?P<PUNCT>\.\.|[{}()\[\],.:*])
+""", re.VERBOSE)
+_UNESCAPE_RE = re.compile(r"\\([\"\\])")
+#: Above this nesting depth the fast path leaves the declaration to Lark (which reports E005).
+_MAX_FAST_DEPTH = 24
+_MAX_INT_DIGITS = 4000
+
+# token: (kind, value, line, column, end_line, end_column)
+Token = tuple[str, str, int, int, int, int]
+
+
+class Fallback(Exception):
+    """The fast path is not sure: parse this declaration with Lark instead."""
+
+
+def tokenize(text: str, first_line: int) -> list[Token]:
+    """Tokens of ``text`` (which starts at a line start), lines counted from ``first_line``."""
+    out: list[Token] = []
+    line = first_line
+    line_start = 0
+    pos = 0
+    length = len(text)
+    match = _TOKEN_RE.match
+    while pos < length:
+        m = match(text, pos)
+        if m is None:
+            raise Fallback
+        kind = m.lastgroup
+        end = m.end()
+        if kind == "WS" or kind == "STRING":
+            breaks = text.count("\n", pos, end)
+            if kind == "STRING":
+                col = pos - line_start + 1
+                if breaks:
+                    last = text.rfind("\n", pos, end) + 1
+                    out.append((kind, m.group(), line, col, line + breaks, end - last + 1))
+                else:
+                    out.append((kind, m.group(), line, col, line, col + end - pos))
+            if breaks:
+                line += breaks
+                line_start = text.rfind("\n", pos, end) + 1
+        elif kind != "COMMENT":
+            col = pos - line_start + 1
+            out.append((kind, m.group(), line, col, line, col + end - pos))  # type: ignore[arg-type]
+        pos = end
+    return out
+
+
+def _date(value: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise Fallback from None
+
+
+class FastParser:
+    """Parses one declaration's tokens to nodes, or raises ``Fallback``."""
+
+    def __init__(self, file: str, tokens: list[Token], reserved: frozenset[str]) -> None:
+        self.file = file
+        self.toks = tokens
+        self.i = 0
+        self.reserved = reserved
+
+    # -- token helpers ----------------------------------------------------
+    def peek(self) -> Token | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def next(self) -> Token:
+        if self.i >= len(self.toks):
+            raise Fallback
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def is_word(self, word: str) -> bool:
+        tok = self.peek()
+        return tok is not None and tok[0] == "IDENT" and tok[1] == word
+
+    def is_punct(self, p: str) -> bool:
+        tok = self.peek()
+        return tok is not None and tok[0] == "PUNCT" and tok[1] == p
+
+    def word(self, word: str) -> Token:
+        tok = self.next()
+        if tok[0] != "IDENT" or tok[1] != word:
+            raise Fallback
+        return tok
+
+    def punct(self, p: str) -> Token:
+        tok = self.next()
+        if tok[0] != "PUNCT" or tok[1] != p:
+            raise Fallback
+        return tok
+
+    def kind(self, kind: str) -> Token:
+        tok = self.next()
+        if tok[0] != kind:
+            raise Fallback
+        return tok
+
+    def span(self, first: Token | Span, last: Token | Span) -> Span:
+        if isinstance(first, Span):
+            line, col = first.line, first.column
+        else:
+            line, col = first[2], first[3]
+        if isinstance(last, Span):
+            return Span(self.file, line, col, last.end_line, last.end_column)
+        return Span(self.file, line, col, last[4], last[5])
+
+    def tspan(self, tok: Token) -> Span:
+        return Span(self.file, tok[2], tok[3], tok[4], tok[5])
+
+    def name(self) -> n.Name:
+        tok = self.next()
+        if tok[0] != "IDENT" or tok[1] in self.reserved:
+            raise Fallback
+        return n.Name(tok[1], span=self.tspan(tok))
+
+    def at_name(self) -> bool:
+        tok = self.peek()
+        return tok is not None and tok[0] == "IDENT" and tok[1] not in self.reserved
+
+    @staticmethod
+    def string(tok: Token) -> str:
+        return _UNESCAPE_RE.sub(r"\1", tok[1][1:-1])
+
+    def opt_string(self) -> tuple[str | None, Token | None]:
+        tok = self.peek()
+        if tok is not None and tok[0] == "STRING":
+            self.i += 1
+            return self.string(tok), tok
+        return None, None
+
+    # -- declarations ---------------------------------------------------------
+    def declaration(self) -> n.Declaration:
+        tok = self.peek()
+        if tok is None or tok[0] != "IDENT":
+            raise Fallback
+        method = {"dataset": self.dataset, "partner": self.partner, "purpose": self.purpose,
+                  "consent": self.consent_topic, "permit": self.rule, "forbid": self.rule,
+                  "test": self.test}.get(tok[1])
+        if method is None:
+            raise Fallback
+        decl = method()
+        if self.i != len(self.toks):
+            raise Fallback
+        return decl
+
+    def dataset(self) -> n.Dataset:
+        first = self.word("dataset")
+        name = self.name()
+        title, _ = self.opt_string()
+        subject = False
+        if self.is_word("subject"):
+            self.i += 1
+            subject = True
+        self.punct("{")
+        fields: list[n.FieldDecl] = []
+        while not self.is_punct("}"):
+            a, b, c = self.name(), self.name(), self.name()
+            assert a.span is not None and c.span is not None
+            fields.append(n.FieldDecl(a, b, c, span=a.span.to(c.span)))
+        last = self.punct("}")
+        return n.Dataset(name, title, subject, tuple(fields), span=self.span(first, last))
+
+    def window(self) -> n.Window:
+        first = last = self.word("valid")
+        start = end = None
+        seen = False
+        if self.is_word("from"):
+            self.i += 1
+            last = self.kind("DATE")
+            start = _date(last[1])
+            seen = True
+        if self.is_word("until"):
+            self.i += 1
+            last = self.kind("DATE")
+            end = _date(last[1])
+            seen = True
+        if not seen:
+            raise Fallback
+        return n.Window(start, end, span=self.span(first, last))
+
+    def partner(self) -> n.Partner:
+        first = self.word("partner")
+        name = self.name()
+        last: Token | Span = name.span  # type: ignore[assignment]
+        title, tok = self.opt_string()
+        if tok is not None:
+            last = tok
+        agreements: list[n.Agreement] = []
+        if self.is_punct("{"):
+            self.i += 1
+            while self.is_word("agreement"):
+                a_first = self.next()
+                ref = self.kind("STRING")
+                w = self.window()
+                assert w.span is not None
+                agreements.append(n.Agreement(self.string(ref), w, span=self.span(a_first, w.span)))
+            last = self.punct("}")
+        return n.Partner(name, title, tuple(agreements), span=self.span(first, last))
+
+    def purpose(self) -> n.Purpose:
+        first = self.word("purpose")
+        name = self.name()
+        title, tok = self.opt_string()
+        return n.Purpose(name, title, span=self.span(first, tok or name.span))  # type: ignore[arg-type]
+
+    def consent_topic(self) -> n.ConsentTopic:
+        first = self.word("consent")
+        name = self.name()
+        last: Token | Span = name.span  # type: ignore[assignment]
+        title, tok = self.opt_string()
+        if tok is not None:
+            last = tok
+        reconfirm = False
+        if self.is_word("reconfirm_at_16"):
+            last = self.next()
+            reconfirm = True
+        return n.ConsentTopic(name, title, reconfirm, span=self.span(first, last))
+
+    # -- rules -------------------------------------------------------------------
+    def selector(self) -> n.Selector:
+        if self.is_punct("*"):
+            star = self.next()
+            if self.is_word("except"):
+                self.i += 1
+                names = self.name_list()
+                return n.Selector(True, names, span=self.span(star, names[-1].span))  # type: ignore[arg-type]
+            return n.Selector(True, (), span=self.tspan(star))
+        names = self.name_list()
+        return n.Selector(False, names, span=self.span(names[0].span, names[-1].span))  # type: ignore[arg-type]
+
+    def name_list(self) -> tuple[n.Name, ...]:
+        names = [self.name()]
+        while self.is_punct(","):
+            self.i += 1
+            names.append(self.name())
+        return tuple(names)
+
+    def field_ref(self) -> list[n.FieldRef]:
+        ds = self.name()
+        self.punct(".")
+        if self.is_punct("*"):
+            star = self.next()
+            span = self.span(ds.span, star)  # type: ignore[arg-type]
+            return [n.FieldRef(ds, n.Name("*", span=span), None, span=span)]
+        if self.is_punct("{"):
+            self.i += 1
+            names = self.name_list()
+            self.punct("}")
+            return [n.FieldRef(ds, f, None, span=ds.span.to(f.span)) for f in names]  # type: ignore[union-attr]
+        field = self.name()
+        transform = None
+        if self.is_word("as"):
+            self.i += 1
+            transform = self.name()
+        last = transform or field
+        return [n.FieldRef(ds, field, transform, span=ds.span.to(last.span))]  # type: ignore[union-attr]
+
+    def field_refs(self) -> tuple[list[n.FieldRef], Span]:
+        refs = self.field_ref()
+        last_span = self.toks[self.i - 1]
+        while self.is_punct(","):
+            self.i += 1
+            refs.extend(self.field_ref())
+            last_span = self.toks[self.i - 1]
+        return refs, self.tspan(last_span)
+
+    def rule(self) -> n.Rule:
+        first = self.next()
+        effect = first[1]
+        name = self.name()
+        self.punct("{")
+        seen: dict[str, Any] = {}
+        spans: list[tuple[str, Span]] = []
+        while not self.is_punct("}"):
+            keyword, span, value = self.clause()
+            if keyword in seen:
+                raise Fallback
+            seen[keyword] = value
+            spans.append((keyword, span))
+        last = self.next()
+        return n.Rule(effect, name, seen.get("partner"), seen.get("purpose"), seen.get("fields"),  # type: ignore[arg-type]
+                      seen.get("basis"), seen.get("art9"), seen.get("students"), seen.get("valid"),
+                      seen.get("retain"), seen.get("note"), clauses=tuple(spans), span=self.span(first, last))
+
+    def clause(self) -> tuple[str, Span, Any]:
+        tok = self.peek()
+        if tok is None or tok[0] != "IDENT":
+            raise Fallback
+        word = tok[1]
+        if word == "valid":
+            w = self.window()
+            return "valid", w.span, w  # type: ignore[return-value]
+        self.i += 1
+        if word in ("partner", "purpose"):
+            sel = self.selector()
+            return word, self.span(tok, sel.span), sel  # type: ignore[arg-type]
+        if word == "fields":
+            refs, end = self.field_refs()
+            return word, self.span(tok, end), tuple(refs)
+        if word == "basis":
+            if self.is_word("consent"):
+                c = self.next()
+                self.punct("(")
+                topic = self.name()
+                close = self.punct(")")
+                span = self.span(c, close)
+                kind = n.Name("consent", span=Span(self.file, span.line, span.column, span.line, span.column + 7))
+                return word, self.span(tok, close), n.Basis(kind, topic, span=span)
+            kind_name = self.name()
+            return word, self.span(tok, kind_name.span), n.Basis(kind_name, None, span=kind_name.span)  # type: ignore[arg-type]
+        if word == "art9":
+            ground = self.name()
+            return word, self.span(tok, ground.span), ground  # type: ignore[arg-type]
+        if word == "students":
+            self.word("where")
+            expr, _start, end = self.expr(0)
+            return word, self.span(tok, end), expr
+        if word == "retain":
+            amount = self.kind("INT")
+            if len(amount[1]) > _MAX_INT_DIGITS:
+                raise Fallback
+            unit = self.name()
+            span = self.span(tok, unit.span)  # type: ignore[arg-type]
+            return word, span, n.Duration(int(amount[1]), unit, span=span)
+        if word == "note":
+            text = self.kind("STRING")
+            return word, self.span(tok, text), self.string(text)
+        raise Fallback
+
+    # -- conditions ---------------------------------------------------------------
+    # each returns (node, container start, container end): the container includes parentheses
+
+    def expr(self, depth: int) -> tuple[n.Expr, Span, Span]:
+        if depth > _MAX_FAST_DEPTH:
+            raise Fallback
+        items = [self.and_expr(depth + 1)]
+        while self.is_word("or"):
+            self.i += 1
+            items.append(self.and_expr(depth + 1))
+        if len(items) == 1:
+            return items[0]
+        span = self.span(items[0][1], items[-1][2])
+        return n.Or(tuple(i[0] for i in items), span=span), span, span
+
+    def and_expr(self, depth: int) -> tuple[n.Expr, Span, Span]:
+        items = [self.not_expr(depth + 1)]
+        while self.is_word("and"):
+            self.i += 1
+            items.append(self.not_expr(depth + 1))
+        if len(items) == 1:
+            return items[0]
+        span = self.span(items[0][1], items[-1][2])
+        return n.And(tuple(i[0] for i in items), span=span), span, span
+
+    def not_expr(self, depth: int) -> tuple[n.Expr, Span, Span]:
+        if depth > _MAX_FAST_DEPTH:
+            raise Fallback
+        if self.is_word("not"):
+            tok = self.next()
+            operand, _s, end = self.not_expr(depth + 1)
+            span = self.span(tok, end)
+            return n.Not(operand, span=span), span, span
+        if self.is_punct("("):
+            open_ = self.next()
+            inner, _s, _e = self.expr(depth + 1)
+            close = self.punct(")")
+            return inner, self.tspan(open_), self.tspan(close)
+        return self.comparison()
+
+    def operand(self) -> n.Operand:
+        tok = self.next()
+        kind, value = tok[0], tok[1]
+        span = self.tspan(tok)
+        if kind == "IDENT":
+            if value == "true":
+                return n.Literal(True, "bool", span=span)
+            if value == "false":
+                return n.Literal(False, "bool", span=span)
+            if value in self.reserved:
+                raise Fallback
+            return n.Ref(value, span=span)
+        return self.literal_of(tok)
+
+    def literal_of(self, tok: Token) -> n.Literal:
+        kind, value = tok[0], tok[1]
+        span = self.tspan(tok)
+        if kind == "STRING":
+            return n.Literal(self.string(tok), "text", span=span)
+        if kind == "INT":
+            if len(value) > _MAX_INT_DIGITS:
+                raise Fallback
+            return n.Literal(int(value), "int", span=span)
+        if kind == "DATE":
+            return n.Literal(_date(value), "date", span=span)
+        if kind == "IDENT" and value in ("true", "false"):
+            return n.Literal(value == "true", "bool", span=span)
+        raise Fallback
+
+    def literal(self) -> n.Literal:
+        return self.literal_of(self.next())
+
+    def literal_list(self) -> tuple[tuple[n.Literal, ...], Token]:
+        values: list[n.Literal] = []
+        if not self.is_punct("]"):
+            values.append(self.literal())
+            while self.is_punct(","):
+                self.i += 1
+                values.append(self.literal())
+        close = self.punct("]")
+        return tuple(values), close
+
+    def comparison(self) -> tuple[n.Expr, Span, Span]:
+        left = self.operand()
+        tok = self.next()
+        node: n.Expr
+        if tok[0] == "COMPARE":
+            right = self.operand()
+            span = self.span(left.span, right.span)  # type: ignore[arg-type]
+            node = n.Compare(tok[1], left, right, span=span)  # type: ignore[arg-type]
+            return node, span, span
+        negated = False
+        if tok[0] == "IDENT" and tok[1] == "not":
+            negated = True
+            tok = self.next()
+        if tok[0] != "IDENT" or tok[1] != "in":
+            raise Fallback
+        if self.is_punct("["):
+            self.i += 1
+            values, close = self.literal_list()
+            span = self.span(left.span, close)  # type: ignore[arg-type]
+            return n.InList(left, values, negated, span=span), span, span
+        if self.at_name():
+            container = self.name()
+            span = self.span(left.span, container.span)  # type: ignore[arg-type]
+            ref = n.Ref(container.value, span=container.span)
+            return n.InSet(left, ref, negated, span=span), span, span
+        low = self.literal()
+        self.punct("..")
+        high = self.literal()
+        span = self.span(left.span, high.span)  # type: ignore[arg-type]
+        return n.InRange(left, low, high, negated, span=span), span, span
+
+    # -- tests -------------------------------------------------------------------------
+    def test(self) -> n.Test:
+        first = self.word("test")
+        name = self.name()
+        self.punct("{")
+        single: dict[str, Any] = {}
+        spans: list[tuple[str, Span]] = []
+        consents: list[n.ConsentGiven] = []
+        expects: list[n.Expect] = []
+        while not self.is_punct("}"):
+            tok = self.next()
+            if tok[0] != "IDENT":
+                raise Fallback
+            word = tok[1]
+            value: Any
+            if word == "consent":
+                consents.append(self.consent_given(tok))
+                continue
+            if word == "expect":
+                expects.append(self.expect(tok))
+                continue
+            if word == "at":
+                at = self.next()
+                if at[0] == "DATETIME":
+                    try:
+                        value = datetime.datetime.fromisoformat(at[1])
+                    except ValueError:
+                        raise Fallback from None
+                elif at[0] == "DATE":
+                    value = _date(at[1])
+                else:
+                    raise Fallback
+                span = self.span(tok, at)
+            elif word in ("partner", "purpose"):
+                sel = self.selector()
+                if sel.everything or len(sel.names) != 1:
+                    raise Fallback
+                value = sel.names[0]
+                span = self.span(tok, sel.span)  # type: ignore[arg-type]
+            elif word == "student":
+                value, close = self.student()
+                span = self.span(tok, close)
+            else:
+                raise Fallback
+            if word in single:
+                raise Fallback
+            single[word] = value
+            spans.append((word, span))
+        last = self.next()
+        return n.Test(name, single.get("at"), single.get("partner"), single.get("purpose"),
+                      single.get("student", ()), tuple(consents), tuple(expects),
+                      clauses=tuple(spans), span=self.span(first, last))
+
+    def student(self) -> tuple[tuple[n.StudentValue, ...], Token]:
+        self.punct("{")
+        items: list[n.StudentValue] = []
+        keys: set[str] = set()
+        while not self.is_punct("}"):
+            key = self.name()
+            if key.value in keys:
+                raise Fallback
+            keys.add(key.value)
+            self.punct(":")
+            if self.is_punct("["):
+                self.i += 1
+                values, close = self.literal_list()
+                if any(v.type != "text" for v in values):
+                    raise Fallback
+                item = n.StudentValue(key, frozenset(v.value for v in values), "set",  # type: ignore[misc]
+                                      span=self.span(key.span, close))  # type: ignore[arg-type]
+            else:
+                lit = self.literal()
+                item = n.StudentValue(key, lit.value, lit.type, span=self.span(key.span, lit.span))  # type: ignore[arg-type]
+            items.append(item)
+            if self.is_punct(","):
+                self.i += 1
+            elif not self.is_punct("}"):
+                raise Fallback
+        close = self.next()
+        return tuple(items), close
+
+    def consent_given(self, first: Token) -> n.ConsentGiven:
+        topic = self.name()
+        self.word("by")
+        if self.is_word("student"):
+            tok = self.next()
+            by = n.Name("student", span=self.tspan(tok))
+        else:
+            by = self.name()
+        self.word("on")
+        last = self.kind("DATE")
+        given = _date(last[1])
+        withdrawn = None
+        if self.is_word("withdrawn"):
+            self.i += 1
+            last = self.kind("DATE")
+            withdrawn = _date(last[1])
+        return n.ConsentGiven(topic, by, given, withdrawn, span=self.span(first, last))
+
+    def expect(self, first: Token) -> n.Expect:
+        verdict = self.next()
+        if verdict[0] != "IDENT" or verdict[1] not in ("allow", "deny"):
+            raise Fallback
+        refs, end = self.field_refs()
+        because = None
+        if self.is_word("because"):
+            self.i += 1
+            because = self.name()
+            end = because.span  # type: ignore[assignment]
+        return n.Expect(verdict[1] == "allow", tuple(refs), because, span=self.span(first, end))
+
+
+def parse_declaration(file: str, chunk: str, first_line: int, reserved: frozenset[str]) -> n.Declaration:
+    """One declaration's nodes, exactly as Lark would build them, or ``Fallback``."""
+    return FastParser(file, tokenize(chunk, first_line), reserved).declaration()
