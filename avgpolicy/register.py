@@ -274,6 +274,25 @@ def fields_text(model: PolicyModel, refs: Iterable[str]) -> str:
     return ", ".join(parts)
 
 
+def _overlap(purposes: NameSet, rule: RuleInfo) -> bool:
+    """Can a forbid over ``purposes`` meet a request that ``rule`` (a permit) covers?"""
+    other = rule.purposes
+    if purposes.everything and other.everything:
+        return True
+    if purposes.everything:
+        return any(p not in purposes.names for p in other.names)
+    if other.everything:
+        return any(p not in other.names for p in purposes.names)
+    return bool(purposes.names & other.names)
+
+
+def _restriction_text(r: dict[str, Any]) -> str:
+    """E.g. "not actief" or "purpose publicatie; all students"."""
+    if r["purposes_text"] == "all purposes":
+        return r["students"]
+    return f"purpose {r['purposes_text']}; {r['students']}"
+
+
 def _restriction(model: PolicyModel, rule: RuleInfo) -> dict[str, Any]:
     return {
         "rule": rule.name,
@@ -333,7 +352,9 @@ def build_register(policy: Policy, *, today: datetime.date | None = None) -> dic
             "agreements": agreements, "agreement_status": coverage,
             "gaps": _gaps([a.window for a in info.agreements]),
             "flows": flows,
-            "restrictions": [_restriction(model, r) for r in forbids if r.partners.matches(name)],
+            "restrictions": [_restriction(model, r) for r in forbids if r.partners.matches(name)
+                             and (not flows or any(_overlap(r.purposes, f) for f in permits
+                                                   if f.partners.matches(name)))],
             "purposes": sorted({p for fl in flows for p in fl["purposes"]}),
             "bases": sorted({fl["basis"] for fl in flows if fl["basis"]}),
             "datasets": {ds: received[ds] for ds in datasets if ds in received},
@@ -519,7 +540,7 @@ def _markdown(reg: dict[str, Any]) -> str:
             lines.append("")
         if p["restrictions"]:
             lines.append("* forbid rules that apply: " + "; ".join(
-                f"`{r['rule']}` ({r['students']})" for r in p["restrictions"]))
+                f"`{r['rule']}` ({_restriction_text(r)})" for r in p["restrictions"]))
         for fl in p["flows"]:
             if fl["note"]:
                 lines.append(f"* `{fl['rule']}` ({fl['location']}): {fl['note']}")
@@ -689,7 +710,8 @@ def _html_partner(p: dict[str, Any]) -> str:
     else:
         out.append('<p class="note">Receives nothing: no permit rule names this partner.</p>')
     if p["restrictions"]:
-        items = "; ".join(f"<code>{_e(r['rule'])}</code> ({_e(r['students'])})" for r in p["restrictions"])
+        items = "; ".join(f"<code>{_e(r['rule'])}</code> ({_e(_restriction_text(r))})"
+                          for r in p["restrictions"])
         out.append(f'<p class="note">Forbid rules that apply: {items}</p>')
     out.append("</section>")
     return "\n".join(out)

@@ -147,7 +147,9 @@ def _cases(model: PolicyModel, rule: RuleInfo) -> tuple[list[str], list[str]]:
         for t in model.tests:
             if t.partner is None or not (_expected(t, model, True) & granted):
                 continue
-            if not rule.partners.matches(t.partner.value) or rule.condition is not None:
+            purpose = t.purpose.value if t.purpose is not None else None
+            if (not rule.partners.matches(t.partner.value) or purpose is None
+                    or not rule.purposes.matches(purpose) or rule.condition is not None):
                 allows.append(t.name.value)
     return allows, denies
 

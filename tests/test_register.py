@@ -100,6 +100,15 @@ def test_special_and_bsn_are_marked(reg: dict) -> None:
         1 for p in reg["partners"] for f in p["flows"] if f["national_id"])
 
 
+def test_forbids_listed_per_partner_only_where_they_can_apply(reg: dict) -> None:
+    def names(partner: str) -> set[str]:
+        return {r["rule"] for r in _partner(reg, partner)["restrictions"]}
+
+    assert "geen_resultaten_publiceren" in names("parro")        # parro has a `publicatie` flow
+    assert "geen_resultaten_publiceren" not in names("zermelo")  # zermelo only `rooster`
+    assert {"niets_na_uitschrijving"} == names("swv")            # excepted from the other two
+
+
 def test_matrix_partner_by_dataset(reg: dict) -> None:
     assert ["leerling", "lesgroep", "medewerker", "rooster", "toets", "absentie"] == reg["matrix"]["datasets"]
     rows = {r["partner"]: r["cells"] for r in reg["matrix"]["rows"]}
