@@ -228,7 +228,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     policy = _load(args.paths, args.format)
     student = student_from_json(raw, policy)
     try:
-        decision = policy.decide(partner=args.partner, purpose=args.purpose, fields=fields,  # type: ignore[attr-defined]
+        decision = policy.decide(partner=args.partner, purpose=args.purpose, fields=fields,
                                  student=student, at=at)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc

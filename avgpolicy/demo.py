@@ -264,7 +264,7 @@ def run_feeds(policy: Policy, students: Sequence[dict[str, Any]], at: Any,
             progress.write(f"\r\033[K  feed {k}/{len(all_feeds)}: {feed.partner} / {feed.purpose}")
             progress.flush()
         result = FeedResult(feed)
-        check = policy.compile(partner=feed.partner, purpose=feed.purpose,  # type: ignore[attr-defined]
+        check = policy.compile(partner=feed.partner, purpose=feed.purpose,
                                fields=list(feed.fields))
         started = time.perf_counter()
         decisions = [check(s, at=at) for s in students]
@@ -276,7 +276,7 @@ def run_feeds(policy: Policy, students: Sequence[dict[str, Any]], at: Any,
                     result.fields_denied += 1
                     result.denials.update({r.code for r in fd.reasons})
         started = time.perf_counter()
-        for row in policy.filter(feed.partner, feed.purpose, list(feed.fields), students,  # type: ignore[attr-defined]
+        for row in policy.filter(feed.partner, feed.purpose, list(feed.fields), students,
                                  at=at):
             result.students_shared += 1
             result.values_shared += len(row)

@@ -239,50 +239,51 @@ def _rules_in(decision: Any) -> set[str]:
     return names
 
 
+def _problem(test: n.Test, request: Mapping[str, Any], expects: list[tuple[n.Expect, str]]) -> str | None:
+    """Why a test cannot be decided (the checker rejects such tests in .avg files), or None."""
+    if request["partner"] is None or request["purpose"] is None:
+        return "the test names no partner or no purpose"
+    if not expects:
+        return "the test has no `expect` clause"
+    for e in test.expects:
+        if e.because is not None and e.because.value not in REASON_CODES:
+            return f"`{e.because.value}` is not a reason code (one of: {', '.join(REASON_CODES)})"
+    return None
+
+
 def run_test(policy: Policy, test: n.Test, **decide_options: Any) -> tuple[TestResult, set[str]]:
     """Decide one ``test`` block: its result and the rules it exercised."""
     span = test.span
     file, line = (span.file, span.line) if span else (None, None)
-    try:
-        request = request_for(test, policy)
-    except (TypeError, ValueError) as exc:  # e.g. a consent by a party that is not parent/student
-        request, request_error = {}, f"the test's request is not valid: {exc}"
-    else:
-        request_error = None
     expects = [(e, ref) for e in test.expects for ref in _expect_refs(e, policy)]
 
     def outcomes(decision: Any) -> tuple[FieldOutcome, ...]:
         out = []
         for e, ref in expects:
             because = e.because.value if e.because else None
-            line = e.span.line if e.span else None
-            if decision is None:
-                out.append(FieldOutcome(ref, e.allow, because, None, line=line))
-                continue
-            fd = decision.fields.get(ref)
+            where = e.span.line if e.span else None
+            fd = decision.fields.get(ref) if decision is not None else None
             if fd is None:
-                out.append(FieldOutcome(ref, e.allow, because, None, line=line))
-                continue
-            out.append(FieldOutcome(ref, e.allow, because, bool(fd.allowed), rule=_name(fd.rule),
-                                    reasons=tuple((r.code, r.message) for r in fd.reasons), line=line))
+                out.append(FieldOutcome(ref, e.allow, because, None, line=where))
+            else:
+                out.append(FieldOutcome(ref, e.allow, because, bool(fd.allowed), rule=_name(fd.rule),
+                                        reasons=tuple((r.code, r.message) for r in fd.reasons), line=where))
         return tuple(out)
 
-    error = request_error
-    if error is not None:
-        pass
-    elif request["partner"] is None or request["purpose"] is None:
-        error = "the test names no partner or no purpose"
-    elif not expects:
-        error = "the test has no `expect` clause"
-    for e in test.expects:
-        if e.because is not None and e.because.value not in REASON_CODES and error is None:
-            error = f"`{e.because.value}` is not a reason code (one of: {', '.join(REASON_CODES)})"
-    if error is not None:
+    def failed(request: Mapping[str, Any], error: str) -> tuple[TestResult, set[str]]:
         return TestResult(test.name.value, file, line, outcomes(None), request, error=error), set()
+
     try:
-        decision = policy.decide(**request, **decide_options)  # type: ignore[attr-defined]
+        request = request_for(test, policy)
+    except (TypeError, ValueError) as exc:  # e.g. a consent by a party that is not parent/student
+        return failed({}, f"the test's request is not valid: {exc}")
+    problem = _problem(test, request, expects)
+    if problem is not None:
+        return failed(request, problem)
+    try:
+        decision = policy.decide(**request, **decide_options)
     except (TypeError, ValueError) as exc:
-        return TestResult(test.name.value, file, line, outcomes(None), request, error=str(exc)), set()
+        return failed(request, str(exc))
     result = TestResult(test.name.value, file, line, outcomes(decision), request,
                         explanation=decision.explain())
     return result, _rules_in(decision)
@@ -313,7 +314,7 @@ def assert_allowed(policy: Policy, **request: Any) -> Any:
 
     Returns the decision, so a test can look further.
     """
-    decision = policy.decide(**request)  # type: ignore[attr-defined]
+    decision = policy.decide(**request)
     if not decision.allowed:
         denied = [f for f, fd in decision.fields.items() if not fd.allowed]
         raise AssertionError(f"expected allow, but denied: {', '.join(denied)}\n{decision.explain()}")
@@ -327,7 +328,7 @@ def assert_denied(policy: Policy, because: str | None = None, **request: Any) ->
     """
     if because is not None and because not in REASON_CODES:
         raise ValueError(f"because={because!r} is not a reason code; use one of {', '.join(REASON_CODES)}")
-    decision = policy.decide(**request)  # type: ignore[attr-defined]
+    decision = policy.decide(**request)
     if decision.allowed:
         raise AssertionError(f"expected deny, but allowed\n{decision.explain()}")
     if because is not None:
