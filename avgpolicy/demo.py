@@ -202,8 +202,10 @@ class FeedResult:
     feed: Feed
     students_shared: int = 0
     values_shared: int = 0
+    fields_shared: set[str] = attrs.field(factory=set)
     decisions: int = 0
     fields_denied: int = 0
+    informed: int = 0  # allowed, but the student must be told (parental consent after 16)
     denials: Counter[str] = attrs.field(factory=Counter)
 
 
@@ -275,11 +277,14 @@ def run_feeds(policy: Policy, students: Sequence[dict[str, Any]], at: Any,
                 if not fd.allowed:
                     result.fields_denied += 1
                     result.denials.update({r.code for r in fd.reasons})
+                elif any(r.code == "inform_student" for r in fd.reasons):
+                    result.informed += 1
         started = time.perf_counter()
         for row in policy.filter(feed.partner, feed.purpose, list(feed.fields), students,
                                  at=at):
             result.students_shared += 1
             result.values_shared += len(row)
+            result.fields_shared.update(row)
         filter_seconds += time.perf_counter() - started
         results.append(result)
     if progress is not None:
@@ -330,15 +335,20 @@ def render(demo: DemoResult, policy: Policy, at: Any) -> str:
         f"{demo.bad_records} with a missing or ill-typed value",
         f"feeds at {moment} ({policy.timezone})",
         "",
-        f"{'partner':<15} {'purpose':<21} {'students':>9} {'fields':>6} {'values':>8}  top denial reasons",
+        f"{'partner':<15} {'purpose':<21} {'students':>9} {'fields':>7} {'values':>8}  top denial reasons",
     ]
     for r in demo.feeds:
         top = ", ".join(f"{code} {n}" for code, n in r.denials.most_common(3))
-        lines.append(f"{r.feed.partner:<15} {r.feed.purpose:<21} {r.students_shared:>9} {len(r.feed.fields):>6} "
+        fields = f"{len(r.fields_shared)}/{len(r.feed.fields)}"
+        lines.append(f"{r.feed.partner:<15} {r.feed.purpose:<21} {r.students_shared:>9} {fields:>7} "
                      f"{r.values_shared:>8}  {top}")
-    lines += ["", "denied field decisions by reason (a field may have several):"]
+    lines += ["", "students: with at least one field shared; fields: shared/requested; values: field values sent",
+              "", "denied field decisions by reason (a field may have several):"]
     for code, count in demo.denials.most_common():
         lines.append(f"  {code:<20} {count:>9}")
+    informed = sum(f.informed for f in demo.feeds)
+    if informed:
+        lines.append(f"allowed on a parent's consent after the 16th birthday (inform_student): {informed}")
     rate = demo.decisions / demo.decide_seconds if demo.decide_seconds else float("inf")
     lines += ["", f"{demo.decisions} decisions in {demo.decide_seconds:.2f} s: {rate:,.0f} decisions/s (compiled); "
               f"filter {demo.filter_seconds:.2f} s for the same feeds", ""]

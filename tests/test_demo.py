@@ -110,6 +110,8 @@ def test_run_demo_figures_add_up() -> None:
     assert snappet.denials["not_in_subset"] > 0
     assert demo.denials["forbidden"] > 0 and demo.denials["no_consent"] > 0
     assert 0 == demo.tests_failed
+    assert sum(f.informed for f in demo.feeds) > 0  # students over 16 on a parent's earlier consent
+    assert all(len(f.fields_shared) <= len(f.feed.fields) for f in demo.feeds)
     text = out.getvalue()
     assert "400 synthetic students" in text
     assert "decisions/s" in text
