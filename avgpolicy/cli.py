@@ -74,7 +74,7 @@ def _load(paths: Sequence[str], fmt: str = "human", **options: Any) -> Policy:
         raise SystemExit(EXIT_POLICY) from exc
 
 
-def _parse_moment(text: str | None) -> datetime.date | datetime.datetime | None:
+def _parse_moment(text: str | None, option: str = "--at") -> datetime.date | datetime.datetime | None:
     """``YYYY-MM-DD`` (start of that local day) or an ISO date and time; None means now."""
     if text is None or text == "now":
         return None
@@ -83,7 +83,7 @@ def _parse_moment(text: str | None) -> datetime.date | datetime.datetime | None:
             return datetime.date.fromisoformat(text)
         return datetime.datetime.fromisoformat(text)
     except ValueError as exc:
-        raise UsageError(f"--at {text!r}: write YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]") from exc
+        raise UsageError(f"{option} {text!r}: write YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]") from exc
 
 
 # ---------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     from .register import render
 
-    today = _parse_moment(args.today)
+    today = _parse_moment(args.today, "--today")
     if isinstance(today, datetime.datetime):
         today = today.date()
     policy = _load(args.paths)

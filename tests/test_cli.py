@@ -248,6 +248,18 @@ def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert "" == err  # no progress output when stderr is not a terminal
 
 
+def test_demo_on_another_policy_set(capsys: pytest.CaptureFixture[str], small: Path) -> None:
+    code, out, _ = run(capsys, "demo", str(small), "--students", "50", "--at", "2025-10-01")
+    assert 0 == code
+    assert "50 synthetic students" in out
+    assert {"snappet", "website"} <= {line.split()[0] for line in out.splitlines() if line.startswith(("sn", "we"))}
+
+
+def test_register_bad_today_is_wrong_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "register", POLICIES, "--today", "morgen")
+    assert (2, True) == (code, "--today 'morgen'" in err)
+
+
 def test_demo_rejects_zero_students(capsys: pytest.CaptureFixture[str]) -> None:
     assert 2 == run(capsys, "demo", "--students", "0")[0]
 
