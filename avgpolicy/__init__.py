@@ -1,16 +1,46 @@
-"""avgpolicy: decide, field by field, which student data may go to which partner under the AVG."""
+"""avgpolicy: decide, field by field, which student data may go to which partner under the AVG.
+
+The public names are re-exported here and imported on first use (PEP 562), so that
+importing a submodule (the pytest plugin, the CLI) does not load the parser.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .decision import Consent as Consent
-from .decision import Decision as Decision
-from .decision import FieldDecision as FieldDecision
-from .decision import Reason as Reason
-from .errors import Diagnostic as Diagnostic
-from .errors import PolicyError as PolicyError
-from .loader import load as load
-from .loader import loads as loads
-from .policy import Policy as Policy
+if TYPE_CHECKING:
+    from .decision import Consent as Consent
+    from .decision import Decision as Decision
+    from .decision import FieldDecision as FieldDecision
+    from .decision import Reason as Reason
+    from .errors import Diagnostic as Diagnostic
+    from .errors import PolicyError as PolicyError
+    from .loader import load as load
+    from .loader import loads as loads
+    from .policy import Policy as Policy
+
+_EXPORTS = {
+    "Consent": ".decision", "Decision": ".decision", "FieldDecision": ".decision", "Reason": ".decision",
+    "Diagnostic": ".errors", "PolicyError": ".errors",
+    "load": ".loader", "loads": ".loader",
+    "Policy": ".policy",
+}
 
 __all__ = ["Consent", "Decision", "Diagnostic", "FieldDecision", "Policy", "PolicyError", "Reason", "__version__",
            "load", "loads"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'avgpolicy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
