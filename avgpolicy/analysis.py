@@ -317,7 +317,10 @@ def covers(expr: n.Expr | None, others: Sequence[n.Expr | None], types: Mapping[
 
 def expand(names: NameSet, declared: Iterable[str]) -> frozenset[str]:
     """The declared names a ``NameSet`` selects (``*`` is every declared name)."""
-    return frozenset(x for x in declared if names.matches(x))
+    if not names.everything:
+        pool = declared if isinstance(declared, (Mapping, set, frozenset)) else frozenset(declared)
+        return frozenset(x for x in names.names if x in pool)
+    return frozenset(x for x in declared if x not in names.names)
 
 
 def _ordinal_bounds(w: WindowInfo) -> tuple[int, int]:

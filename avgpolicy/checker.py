@@ -34,6 +34,7 @@ from .model import (
     TRANSFORMS,
     NameSet,
     WindowInfo,
+    paused_gc,
 )
 from .source import Span
 
@@ -60,7 +61,8 @@ def check(files: Sequence[n.File], *, today: datetime.date | None = None) -> lis
     """Every error and warning of spec section 5 for the given files (never raises)."""
     checker = _Checker(files, today or datetime.date.today())
     try:
-        checker.run()
+        with paused_gc():
+            checker.run()
     except Exception as exc:  # pragma: no cover - a bug here must not hide the policy's problems
         span = Span(files[0].name if files else "<policy>", 1, 1, 1, 2)
         checker.diagnostics.append(Diagnostic.at(
@@ -438,8 +440,14 @@ class _Checker:
                     help=f"compare {self._show(a)} with a value of type {ta}", fallback=span)
 
     def check_condition(self, expr: n.Expr) -> None:
-        for node in expr.walk():
-            if isinstance(node, n.Compare):
+        stack: list[n.Expr] = [expr]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (n.And, n.Or)):
+                stack.extend(reversed(node.items))
+            elif isinstance(node, n.Not):
+                stack.append(node.operand)
+            elif isinstance(node, n.Compare):
                 self.check_compare(node)
             elif isinstance(node, n.InList):
                 t = self.operand_type(node.operand)

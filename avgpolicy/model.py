@@ -8,8 +8,10 @@ intermediate form that a later SQL generator can walk as well.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Literal
 
@@ -186,6 +188,24 @@ class PolicyModel:
     tests: tuple[n.Test, ...]
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many acyclic nodes are built.
+
+    Parsing and checking allocate hundreds of thousands of small objects that never form
+    cycles; each automatic collection would walk all of them again (a third of the time
+    for a large set). Reference counting still frees everything; the collector is
+    switched back on afterwards if it was on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _window(w: n.Window | None) -> WindowInfo:
     return ALWAYS if w is None else WindowInfo(w.start, w.end)
 
@@ -198,6 +218,11 @@ def _names(sel: n.Selector | None) -> NameSet:
 
 def build(files: Iterable[n.File]) -> PolicyModel:
     """Resolve validated files into a model (assumes the checker found no errors)."""
+    with paused_gc():
+        return _build(files)
+
+
+def _build(files: Iterable[n.File]) -> PolicyModel:
     datasets: dict[str, DatasetInfo] = {}
     partners: dict[str, PartnerInfo] = {}
     purposes: dict[str, PurposeInfo] = {}

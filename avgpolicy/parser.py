@@ -24,6 +24,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from . import fastparse
 from . import nodes as n
 from .errors import Diagnostic
+from .model import paused_gc
 from .source import Source, Span
 
 #: Conditions nested deeper than this (parentheses, ``not``, ``and``/``or``) are an error.
@@ -68,18 +69,37 @@ def _build(*, strict: bool) -> Lark:
                 start=["start", "declaration"], strict=strict, maybe_placeholders=False)
 
 
+_GRAMMAR_COMMENT_RE = re.compile(r"//[^\n]*")
+_GRAMMAR_WORD_RE = re.compile(r'"([A-Za-z_][A-Za-z0-9_-]*)"')
+_keywords: frozenset[str] | None = None
+
+
 def keywords() -> frozenset[str]:
-    """Every reserved word: the grammar's keywords that look like identifiers."""
-    out = set()
-    for term in get_parser().terminals:
-        pattern = term.pattern
-        if pattern.type == "str" and _IDENT_RE.fullmatch(pattern.value):
-            out.add(pattern.value)
-    return frozenset(out)
+    """Every reserved word: the grammar's quoted literals that look like identifiers.
+
+    Read from the grammar text, so that valid input (which the fast path parses) never
+    pays for building the Lark parser; a test checks this equals Lark's own terminals.
+    """
+    global _keywords
+    if _keywords is None:
+        text = _GRAMMAR_COMMENT_RE.sub("", grammar_text())
+        _keywords = frozenset(_GRAMMAR_WORD_RE.findall(text))
+    return _keywords
+
+
+def lark_keywords() -> frozenset[str]:
+    """The keywords as Lark's terminals define them (the reference for ``keywords``)."""
+    return frozenset(t.pattern.value for t in get_parser().terminals
+                     if t.pattern.type == "str" and _IDENT_RE.fullmatch(t.pattern.value))
 
 
 # ---------------------------------------------------------------------------
 # Cutting a file into declarations
+
+# a newline, a comment, a string (possibly unterminated), a brace, or a run of anything else
+_SPLIT_RE = re.compile(r'\n|#[^\n]*|"(?:[^"\\]|\\[\s\S])*"?|[{}]|[^\n#"{}]+')
+_LINE_WS_RE = re.compile(r"[ \t\r\f\v]*")
+
 
 def split_declarations(text: str) -> Iterator[tuple[int, int, int]]:
     """Yield ``(start_offset, end_offset, first_line)`` of each top-level declaration.
@@ -92,48 +112,34 @@ def split_declarations(text: str) -> Iterator[tuple[int, int, int]]:
     starts: list[tuple[int, int]] = [(0, 1)]
     depth = 0
     line = 1
-    i = 0
-    length = len(text)
     at_line_start = True
-    while i < length:
-        ch = text[i]
+    for m in _SPLIT_RE.finditer(text):
+        tok = m.group()
+        ch = tok[0]
         if ch == "\n":
             line += 1
             at_line_start = True
-            i += 1
-            continue
-        if ch in " \t\r\f\v":
-            i += 1
             continue
         if at_line_start:
+            first = _LINE_WS_RE.match(text, m.start()).end()
+            if first >= m.end():
+                continue  # only blanks so far on this line
             at_line_start = False
-            m = _IDENT_RE.match(text, i)
-            if m and m.group() in DECLARATION_KEYWORDS and (depth <= 0 or m.group() in _ALWAYS_TOP):
-                line_start = text.rfind("\n", 0, i) + 1
+            word = _IDENT_RE.match(text, first)
+            if word and word.group() in DECLARATION_KEYWORDS and (depth <= 0 or word.group() in _ALWAYS_TOP):
+                line_start = text.rfind("\n", 0, first) + 1
                 if line_start > starts[-1][0]:
                     starts.append((line_start, line))
                 else:
                     starts[-1] = (line_start, line)
                 depth = 0
-        if ch == "#":
-            j = text.find("\n", i)
-            i = length if j < 0 else j
-            continue
-        if ch == '"':
-            j = i + 1
-            while j < length and text[j] != '"':
-                if text[j] == "\\" and j + 1 < length:
-                    j += 1
-                if text[j] == "\n":
-                    line += 1
-                j += 1
-            i = j + 1
-            continue
         if ch == "{":
             depth += 1
         elif ch == "}":
             depth -= 1
-        i += 1
+        elif ch == '"':
+            line += tok.count("\n")
+    length = len(text)
     for k, (start, first_line) in enumerate(starts):
         end = starts[k + 1][0] if k + 1 < len(starts) else length
         if _COMMENT_RE.sub("", text[start:end]).strip():
@@ -207,7 +213,6 @@ class _FileParser:
     def parse(self) -> n.File:
         text = self.source.text
         decls: list[n.Declaration] = []
-        lark = get_parser()
         for start, end, first_line in split_declarations(text):
             chunk = text[start:end]
             self._line_offset = first_line - 1
@@ -218,7 +223,7 @@ class _FileParser:
                 except fastparse.Fallback:
                     pass  # Lark parses it and reports what is wrong
             try:
-                tree = lark.parse(chunk, start="declaration")
+                tree = get_parser().parse(chunk, start="declaration")
             except UnexpectedInput as exc:
                 self._syntax_error(exc, chunk)
                 continue
@@ -619,5 +624,6 @@ def parse(source: Source, *, fast: bool = True) -> tuple[n.File, list[Diagnostic
     ``fast=False`` parses every declaration with Lark (the reference for the fast path).
     """
     p = _FileParser(source, fast=fast)
-    file = p.parse()
+    with paused_gc():
+        file = p.parse()
     return file, p.diagnostics

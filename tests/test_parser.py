@@ -211,3 +211,75 @@ def test_fast_path_is_taken_for_valid_declarations_and_not_for_errors():
                 "permit r { students where " + "not " * 100 + "a == 1 }", "test t { at 2025-02-30 }"]:
         with pytest.raises(fastparse.Fallback):
             fastparse.parse_declaration("t", bad, 1, keywords())
+
+
+def test_keywords_read_from_the_grammar_text_equal_larks_terminals():
+    from avgpolicy.parser import lark_keywords
+
+    assert lark_keywords() == keywords()
+    assert {"permit", "student", "not", "true", "reconfirm_at_16"} <= keywords()
+
+
+# the character-by-character splitter the regex one replaced: the reference for it
+def _reference_split(text):
+    import re
+
+    ident = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+    keywords_ = ("dataset", "partner", "purpose", "consent", "permit", "forbid", "test")
+    always_top = {"dataset", "permit", "forbid", "test"}
+    starts = [(0, 1)]
+    depth, line, i, length, at_line_start = 0, 1, 0, len(text), True
+    while i < length:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+            at_line_start = True
+            i += 1
+            continue
+        if ch in " \t\r\f\v":
+            i += 1
+            continue
+        if at_line_start:
+            at_line_start = False
+            m = ident.match(text, i)
+            if m and m.group() in keywords_ and (depth <= 0 or m.group() in always_top):
+                line_start = text.rfind("\n", 0, i) + 1
+                if line_start > starts[-1][0]:
+                    starts.append((line_start, line))
+                else:
+                    starts[-1] = (line_start, line)
+                depth = 0
+        if ch == "#":
+            j = text.find("\n", i)
+            i = length if j < 0 else j
+            continue
+        if ch == '"':
+            j = i + 1
+            while j < length and text[j] != '"':
+                if text[j] == "\\" and j + 1 < length:
+                    j += 1
+                if text[j] == "\n":
+                    line += 1
+                j += 1
+            i = j + 1
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        i += 1
+    out = []
+    for k, (start, first_line) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else length
+        if re.sub(r"#[^\n]*", "", text[start:end]).strip():
+            out.append((start, end, first_line))
+    return out
+
+
+_split_pieces = st.sampled_from(["permit", "forbid", "partner", "test", "dataset", "purpose", "consent", "x", " ",
+                                 "\n", "\t", "\v", "{", "}", '"', '\\"', "\\", "#", "# permit\n", '"a\nb"', "\r\n"])
+
+
+@given(st.lists(_split_pieces, max_size=40).map("".join))
+def test_split_declarations_matches_the_reference(text):
+    assert _reference_split(text) == list(split_declarations(text))
