@@ -11,6 +11,7 @@ nested deeper than ``MAX_DEPTH`` are reported instead.
 from __future__ import annotations
 
 import datetime
+import difflib
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -65,7 +66,7 @@ def get_parser(*, strict: bool = False) -> Lark:
 
 
 def _build(*, strict: bool) -> Lark:
-    return Lark(grammar_text(), parser="lalr", lexer="contextual", propagate_positions=True,
+    return Lark(grammar_text(), parser="lalr", lexer="basic", propagate_positions=True,
                 start=["start", "declaration"], strict=strict, maybe_placeholders=False)
 
 
@@ -166,13 +167,113 @@ def describe_terminal(name: str, lark: Lark | None = None) -> str:
     return name.lower()
 
 
+RULE_CLAUSES = ("partner", "purpose", "fields", "basis", "art9", "students", "valid", "retain", "note")
+TEST_CLAUSES = ("at", "partner", "purpose", "student", "consent", "expect")
+
+
 def describe_expected(expected: set[str] | frozenset[str]) -> str:
-    words = sorted({describe_terminal(t) for t in expected})
-    if not words:
+    """The terminals a parser state accepts, in words (clause keywords summed up as "a clause")."""
+    words = {describe_terminal(t) for t in expected}
+    clause_words = {f"`{k}`" for k in (*RULE_CLAUSES, *TEST_CLAUSES)}
+    if len(words & clause_words - {f"`{k}`" for k in DECLARATION_KEYWORDS}) >= 2:
+        words = (words - clause_words) | {"the next clause"}
+    ordered = sorted(words, key=lambda w: (w == "the next clause", w.startswith("the end"), w))
+    if not ordered:
         return "nothing more"
-    if len(words) == 1:
-        return words[0]
-    return "one of " + ", ".join(words)
+    if len(ordered) == 1:
+        return ordered[0]
+    return ", ".join(ordered[:-1]) + " or " + ordered[-1]
+
+
+# Common mistakes, labelled by an erroneous example that leaves the parser in the same
+# state (Lark's ``match_examples``); the label picks the help text.
+_MISTAKES: dict[str, list[str]] = {
+    "open_brace": ["permit r partner x }", "forbid r", "permit r", "test t at 2025-01-01 }", "test t",
+                   "dataset d a text personal }", "dataset d", 'dataset d "t"', 'dataset d "t" subject',
+                   "dataset d subject"],
+    "comma": ["permit r { partner a b }", "permit r { purpose a b }", "permit r { partner * except a b }",
+              "permit r { fields d.a d.b }", "permit r { fields d.a as pseudonym d.b }",
+              "permit r { fields d.{a b} }", "permit r { students where x in [1 2] }",
+              "test t { student { a: 1 b: 2 } }", "test t { expect allow d.a d.b }"],
+    "trailing_comma": ["permit r { partner a, }", "permit r { fields d.a, }", "permit r { purpose a, }"],
+    "where": ["permit r { students a == 1 }"],
+    "list_brackets": ['permit r { students where x in "a", "b" }', "permit r { students where x in 1, 2 }"],
+    "range_dots": ["permit r { students where x in 3-8 }"],
+    "from_until": ["permit r { valid 2025-01-01 }", 'partner p { agreement "a" valid 2025-01-01 }'],
+    "dataset_dot": ["permit r { fields roepnaam }", "test t { expect allow roepnaam }"],
+    "field_line": ["dataset d { a text }", "dataset d { a }"],
+    "retain_unit": ["permit r { retain 2 }", "permit r { retain years }"],
+    "consent_topic": ["permit r { basis consent }", "permit r { basis consent() }"],
+    "student_braces": ["test t { student a: 1 }"],
+    "verdict": ["test t { expect d.a }"],
+}
+_MISTAKE_HELP = {
+    "open_brace": "the body of a declaration goes between `{` and `}`",
+    "comma": "separate the items of a list with `,`",
+    "trailing_comma": "remove the `,` after the last item",
+    "where": "write `students where CONDITION`",
+    "list_brackets": 'write a list of values in brackets: `in ["a", "b"]`',
+    "range_dots": "write a range with two dots: `in 3..8`",
+    "from_until": "write `valid from DATE until DATE` (either part may be left out)",
+    "dataset_dot": "name a field with its dataset: `dataset.field`, e.g. `leerling.roepnaam`",
+    "field_line": "a field line is `NAME TYPE SENSITIVITY`, e.g. `roepnaam text personal`",
+    "retain_unit": "write an amount and a unit, e.g. `retain 2 years`",
+    "consent_topic": "name the consent topic: `basis consent(TOPIC)`",
+    "student_braces": 'write the student in braces: `student { school: "12AB", leerjaar: 5 }`',
+    "verdict": "write `expect allow dataset.field` or `expect deny dataset.field`",
+}
+_CHAR_HELP = {
+    "=": ("`=` is not an operator", "compare with `==`"),
+    "'": ("strings are written in double quotes", 'write `"text"`'),
+    "&": ("`&` is not an operator", "combine conditions with `and`"),
+    "|": ("`|` is not an operator", "combine conditions with `or`"),
+    "!": ("`!` is not an operator", "negate with `not`, or compare with `!=`"),
+    ";": ("`;` is not used in the language", "remove it; clauses are separated by whitespace"),
+}
+
+
+_mistake_keys: dict[tuple[Any, frozenset[str]], str] | None = None
+
+
+def _error_key(exc: UnexpectedInput) -> tuple[Any, frozenset[str]] | None:
+    state = getattr(exc, "state", None)
+    if state is None or not hasattr(state, "position"):
+        return None
+    return (state.position, frozenset(getattr(exc, "accepts", None) or ()))
+
+
+def _mistake(exc: UnexpectedInput) -> str | None:
+    """The label of the common mistake this error looks like, if any.
+
+    Like Lark's ``match_examples`` (which fails on lark 1.3 when a state matches with other
+    accepted tokens): an example matches when the parser stopped in the same LALR state
+    with the same acceptable tokens. The examples are parsed once, on the first error.
+    """
+    global _mistake_keys
+    if _mistake_keys is None:
+        keys: dict[tuple[Any, frozenset[str]], str] = {}
+        lark = get_parser()
+        for label, examples in _MISTAKES.items():
+            for text in examples:
+                try:
+                    lark.parse(text, start="declaration")
+                except UnexpectedInput as example:
+                    key = _error_key(example)
+                    if key is not None:
+                        keys.setdefault(key, label)
+        _mistake_keys = keys
+    key = _error_key(exc)
+    return _mistake_keys.get(key) if key is not None else None
+
+
+def _accepts_before(prefix: str) -> frozenset[str]:
+    """The terminals the parser would accept after ``prefix`` (empty if the prefix is itself wrong)."""
+    try:
+        interactive = get_parser().parse_interactive(prefix, start="declaration")
+        interactive.exhaust_lexer()
+        return frozenset(interactive.accepts()) - {t.upper() for t in DECLARATION_KEYWORDS}
+    except Exception:
+        return frozenset()
 
 
 def _describe_token(token: Token) -> str:
@@ -241,33 +342,43 @@ class _FileParser:
             if ch == '"':
                 self.error(span, "E002", "unterminated string or bad escape",
                            help='close the string with `"`; inside a string only `\\"` and `\\\\` are escapes')
+            elif ch in _CHAR_HELP:
+                message, advice = _CHAR_HELP[ch]
+                self.error(span, "E002", message, help=advice)
             else:
-                expected = describe_expected(frozenset(exc.allowed or ()))
-                self.error(span, "E002", f"unexpected character `{ch}`; expected {expected}",
-                           help="remove the character or put the text in double quotes")
+                shown = ch if ch.isprintable() and not ch.isspace() else repr(ch)[1:-1]
+                accepts = _accepts_before(chunk[:exc.pos_in_stream])
+                expected = f"; expected {describe_expected(accepts)}" if accepts else ""
+                self.error(span, "E002", f"unexpected character `{shown}`{expected}",
+                           help="remove the character, or put the text in double quotes")
             return
-        if isinstance(exc, UnexpectedToken):
+        if isinstance(exc, (UnexpectedToken, UnexpectedEOF)):
             tok = exc.token
-            allowed = set(exc.expected or exc.accepts or ())
+            allowed = set(getattr(exc, "accepts", None) or exc.expected or ())
             if "$END" in allowed:  # a new declaration would start a new chunk anyway
                 allowed -= {t.upper() for t in DECLARATION_KEYWORDS}
             expected = describe_expected(frozenset(allowed))
+            label = _mistake(exc)
+            hint = _MISTAKE_HELP.get(label) if label else None
+            if tok.type != "$END" and tok.type == "IDENT":
+                words = [t.pattern.value for t in get_parser().terminals
+                         if t.name in allowed and t.pattern.type == "str" and _IDENT_RE.fullmatch(t.pattern.value)]
+                close = difflib.get_close_matches(tok.value, words, n=1, cutoff=0.7)
+                if close:
+                    hint = f"did you mean `{close[0]}`?"
             if tok.type == "$END":
-                span = self._end_span(chunk)
-                self.error(span, "E001", f"declaration ends too early; expected {expected}",
-                           help="complete the declaration (a missing `}`?)")
+                if "RBRACE" in allowed:
+                    hint = "a `}` is missing at the end of the declaration"
+                self.error(self._end_span(chunk), "E001", f"declaration ends too early; expected {expected}",
+                           help=hint or "complete the declaration")
+            elif tok.value in self.reserved and "IDENT" in allowed:
+                self.error(self.token_span(tok), "E004", f"`{tok.value}` is a keyword and cannot be used as a name",
+                           help="choose another name, e.g. add a prefix or suffix")
             else:
-                span = self.token_span(tok)
-                what = _describe_token(tok)
-                hint = None
-                if tok.type == "IDENT" or (tok.value in self.reserved and tok.type != "IDENT"):
-                    hint = "check the spelling and the order of the words here"
-                self.error(span, "E001", f"unexpected {what}; expected {expected}", help=hint)
-            return
-        if isinstance(exc, UnexpectedEOF):
-            expected = describe_expected(frozenset(exc.expected or ()))
-            self.error(self._end_span(chunk), "E001", f"declaration ends too early; expected {expected}",
-                       help="complete the declaration (a missing `}`?)")
+                if hint is None and allowed and allowed <= {t.upper() for t in DECLARATION_KEYWORDS}:
+                    hint = "a declaration starts with one of these keywords"
+                self.error(self.token_span(tok), "E001", f"unexpected {_describe_token(tok)}; expected {expected}",
+                           help=hint)
             return
         self.error(None, "E001", f"syntax error: {exc}")  # pragma: no cover - lark has no other kinds
 

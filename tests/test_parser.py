@@ -283,3 +283,44 @@ _split_pieces = st.sampled_from(["permit", "forbid", "partner", "test", "dataset
 @given(st.lists(_split_pieces, max_size=40).map("".join))
 def test_split_declarations_matches_the_reference(text):
     assert _reference_split(text) == list(split_declarations(text))
+
+
+@pytest.mark.parametrize(("text", "where", "message", "help"), [
+    ("permit r partner snappet }", (1, 10), "unexpected `partner`; expected `{`",
+     "the body of a declaration goes between `{` and `}`"),
+    ('permit r { students where school = "12AB" }', (1, 34), "`=` is not an operator", "compare with `==`"),
+    ("permit r { fields leerling.a leerling.b }", (1, 30),
+     "unexpected `leerling`; expected `,`, `as`, `}` or the next clause", "separate the items of a list with `,`"),
+    ("permit r { partner a b }", (1, 22), "unexpected `b`; expected `,`, `}` or the next clause",
+     "separate the items of a list with `,`"),
+    ("permit r { partner a, }", (1, 23), "unexpected `}`; expected a name", "remove the `,` after the last item"),
+    ("purpose p 'x'", (1, 11), "strings are written in double quotes", 'write `"text"`'),
+    ("permit r { partner a\n", (1, 20), "declaration ends too early; expected `,`, `}` or the next clause",
+     "a `}` is missing at the end of the declaration"),
+    ("permit r { partners a }", (1, 12), "unexpected `partners`; expected `}` or the next clause",
+     "did you mean `partner`?"),
+    ("permit r { students where a == 1 && b == 2 }", (1, 34), "`&` is not an operator",
+     "combine conditions with `and`"),
+    ("permit r { students where x in 3-8 }", (1, 33), "unexpected `-8`; expected `..`",
+     "write a range with two dots: `in 3..8`"),
+    ('permit r { students where x in "a", "b" }', (1, 35), "unexpected `,`; expected `..`",
+     'write a list of values in brackets: `in ["a", "b"]`'),
+    ("permit r { valid 2025-01-01 }", (1, 18), "unexpected `2025-01-01`; expected `from` or `until`",
+     "write `valid from DATE until DATE` (either part may be left out)"),
+    ("permit r { partner a @ }", (1, 22), "unexpected character `@`; expected `,`, `}` or the next clause",
+     "remove the character, or put the text in double quotes"),
+    ("hello", (1, 1),
+     "unexpected `hello`; expected `consent`, `dataset`, `forbid`, `partner`, `permit`, `purpose` or `test`",
+     "a declaration starts with one of these keywords"),
+])
+def test_syntax_errors_say_what_was_expected_in_words(text, where, message, help):
+    (d,) = parse(Source("t.avg", text))[1]
+    assert (where, message, help) == ((d.line, d.column), d.message, d.help)
+
+
+def test_a_keyword_is_not_a_prefix_of_a_longer_word():
+    # `partnersnappet` is one (unexpected) name, never `partner snappet`
+    _, diags = parse(Source("t.avg", "permit r { partnersnappet }"))
+    assert [("E001", 1, 12)] == [(d.code, d.line, d.column) for d in diags]
+    _, diags = parse(Source("t.avg", "permit r { partner snappet }"), fast=False)
+    assert [] == diags
