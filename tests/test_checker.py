@@ -492,3 +492,17 @@ def test_parse_errors_do_not_hide_semantic_errors_in_other_declarations():
     assert ["E001"] == [d.code for d in syntax]
     assert [("E101", 2, 20)] == [(d.code, d.line, d.column) for d in check([parse(Source("b", BASE))[0], file])
                                  if d.file == "t.avg"]
+
+
+def test_every_code_is_documented_and_tested():
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    emitted = set()
+    for module in ("checker.py", "parser.py"):
+        emitted |= set(re.findall(r'"([EW]\d{3})"', (root / "avgpolicy" / module).read_text()))
+    documented = set(re.findall(r"\b([EW]\d{3})\b", (root / "docs" / "diagnostics.md").read_text()))
+    tested = {c for c, *_ in ERRORS} | {c for c, *_ in WARNINGS} | {"E202", "E302", "E999"}
+    assert emitted - {"E999"} <= tested
+    assert set() == emitted - documented
