@@ -280,11 +280,15 @@ class FastParser:
         if self.is_punct("*"):
             star = self.next()
             span = self.span(ds.span, star)  # type: ignore[arg-type]
+            if self.is_word("as"):
+                raise Fallback  # a transform on `dataset.*`: Lark's path reports E310
             return [n.FieldRef(ds, n.Name("*", span=span), None, span=span)]
         if self.is_punct("{"):
             self.i += 1
             names = self.name_list()
             self.punct("}")
+            if self.is_word("as"):
+                raise Fallback
             return [n.FieldRef(ds, f, None, span=ds.span.to(f.span)) for f in names]  # type: ignore[union-attr]
         field = self.name()
         transform = None

@@ -531,19 +531,30 @@ class _FileParser:
         return self._clause("fields", meta, tuple(refs))
 
     def t_field_one(self, meta: Any, kids: list[Any]) -> list[n.FieldRef]:
-        transform = kids[2] if len(kids) > 2 else None
+        transform = kids[2][1] if len(kids) > 2 else None
         return [n.FieldRef(kids[0], kids[1], transform, span=self.span(meta))]
 
-    def t_field_group(self, meta: Any, kids: list[n.Name]) -> list[n.FieldRef]:
+    def t_field_group(self, meta: Any, kids: list[Any]) -> list[n.FieldRef]:
         ds = kids[0]
-        return [n.FieldRef(ds, f, None, span=ds.span.to(f.span) if ds.span else f.span) for f in kids[1:]]
+        names = [k for k in kids[1:] if not isinstance(k, tuple)]
+        self._group_transform(kids, "`dataset.{...}`")
+        return [n.FieldRef(ds, f, None, span=ds.span.to(f.span) if ds.span else f.span) for f in names]
 
-    def t_field_all(self, meta: Any, kids: list[n.Name]) -> list[n.FieldRef]:
+    def t_field_all(self, meta: Any, kids: list[Any]) -> list[n.FieldRef]:
+        ds = kids[0]
+        self._group_transform(kids, "`dataset.*`")
         span = self.span(meta)
-        return [n.FieldRef(kids[0], n.Name("*", span=span), None, span=span)]
+        return [n.FieldRef(ds, n.Name("*", span=span), None, span=span)]
 
-    def t_transform(self, meta: Any, kids: list[n.Name]) -> n.Name:
-        return kids[0]
+    def _group_transform(self, kids: list[Any], what: str) -> None:
+        for k in kids:
+            if isinstance(k, tuple):
+                _, name = k
+                self.error(name.span, "E310", f"a transform applies to one field, not to {what}",
+                           help=f"write the field on its own: `dataset.field as {name.value}`")
+
+    def t_transform(self, meta: Any, kids: list[n.Name]) -> tuple[str, n.Name]:
+        return ("transform", kids[0])
 
     def t_basis_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
         return self._clause("basis", meta, kids[0])

@@ -147,6 +147,8 @@ ERRORS = [
     ("E309", "permit r { partner snappet purpose leermiddelen basis contract fields leerling.leerjaar as year }",
      1, 92),
     ("E310", "forbid r { partner snappet fields leerling.id as pseudonym }", 1, 50),
+    ("E310", "forbid r { partner snappet fields absentie.* as year }", 1, 49),
+    ("E310", "forbid r { partner snappet fields leerling.{id, eckid} as pseudonym }", 1, 59),
     ("E310", "permit r { partner snappet purpose leermiddelen basis contract\n"
              "  fields leerling.lesgroepen as pseudonym }", 2, 33),
     ("E311", "test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
