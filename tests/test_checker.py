@@ -508,3 +508,39 @@ def test_every_code_is_documented_and_tested():
     tested = {c for c, *_ in ERRORS} | {c for c, *_ in WARNINGS} | {"E202", "E302", "E999"}
     assert emitted - {"E999"} <= tested
     assert set() == emitted - documented
+
+
+@pytest.mark.parametrize(("forbid", "shadowed"), [
+    ("forbid f { partner * except dus-i fields leerling.roepnaam }", True),
+    ("forbid f { partner * except snappet fields leerling.roepnaam }", False),
+    ("forbid f { partner * purpose * except publicatie fields leerling.roepnaam }", True),
+    ("forbid f { partner * purpose * except leermiddelen fields leerling.roepnaam }", False),
+    ("forbid f { partner snappet, dus-i fields leerling.* }", True),
+    ("forbid f { partner snappet fields leerling.roepnaam students where not (leerjaar in 3..8) }", False),
+    ("forbid f { partner snappet fields leerling.roepnaam students where leerjaar > 2 and leerjaar < 9 }", True),
+])
+def test_w001_reasons_over_selectors(forbid, shadowed):
+    permit = ("permit r { partner snappet purpose leermiddelen basis contract fields leerling.roepnaam\n"
+              "  students where leerjaar in 3..8 }")
+    expected = [("W001", 2, 8)] if shadowed else []
+    assert expected == found(forbid + "\n" + permit)
+
+
+def test_w001_needs_every_partner_of_the_permit_covered():
+    text = ("forbid f { partner snappet fields leerling.roepnaam }\n"
+            "permit r { partner snappet, website purpose leermiddelen basis contract fields leerling.roepnaam }")
+    assert [] == found(text)
+
+
+def test_warnings_scale_to_many_rules():
+    partners = "\n".join(f"partner p{i}" for i in range(20))
+    rules = "\n".join(
+        f"permit r{i} {{ partner p{i % 20} purpose leermiddelen basis contract fields leerling.roepnaam "
+        f"students where leerjaar in {i % 5}..{i % 5 + 3} }}\n"
+        f"forbid f{i} {{ partner p{i % 20} fields leerling.roepnaam students where leerjaar >= {i % 20 % 7} }}"
+        for i in range(2000))
+    diags = diagnostics(partners + "\n" + rules)
+    assert not any(d.is_error for d in diags)
+    # permit i is shadowed exactly when its lowest leerjaar reaches its partner's forbid threshold
+    expected = sorted(f"r{i}" for i in range(2000) if i % 5 >= i % 20 % 7)
+    assert expected == sorted(d.message.split("`")[1] for d in diags if d.code == "W001")
