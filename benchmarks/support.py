@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import functools
 import importlib.util
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -87,3 +88,19 @@ def decide_loop(pol: avgpolicy.Policy, q: gen.Query, at: datetime.date = gen.AT)
         for s in students:
             decide(partner=partner, purpose=purpose, fields=fields, student=s, at=at)
     return run
+
+
+def interleaved(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """The fastest of ``rounds`` timings of each run, taking turns round by round.
+
+    Sequential benchmarks on a shared machine catch its busy spells unevenly; taking
+    turns exposes every run to the same spells, so ratios between them hold up.
+    """
+    best = dict.fromkeys(runs, float("inf"))
+    names = list(runs)
+    for i in range(rounds):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            t = time.perf_counter()
+            runs[name]()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best
