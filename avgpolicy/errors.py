@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .source import Span, render_caret
+from .source import Span, render_caret, source_line
 
 Severity = Literal["error", "warning"]
 
@@ -43,13 +43,14 @@ class Diagnostic:
 
     def render(self, sources: Mapping[str, str] | None = None) -> str:
         """``file:line:col: error[CODE]: message``, then the source line and a caret, then help."""
-        parts = [self.headline()]
         text = (sources or {}).get(self.file)
-        if text is not None:
-            lines = text.splitlines()
-            if 1 <= self.line <= len(lines):
-                width = (self.end_column - self.column) if self.end_line == self.line else 1
-                parts.append(render_caret(lines[self.line - 1], self.column, width))
+        return self._render(None if text is None else source_line(text, self.line))
+
+    def _render(self, line_text: str | None) -> str:
+        parts = [self.headline()]
+        if line_text is not None:
+            width = (self.end_column - self.column) if self.end_line == self.line else 1
+            parts.append(render_caret(line_text, self.column, width))
         if self.help:
             parts.append(f"help: {self.help}")
         return "\n".join(parts)
@@ -81,7 +82,15 @@ class PolicyError(Exception):
 
     def __str__(self) -> str:
         n = len(self.errors)
-        body = "\n\n".join(d.render(self._sources) for d in self.diagnostics)
+        lines = {f: t.split("\n") for f, t in self._sources.items()}  # once per file, not per diagnostic
+
+        def line_of(d: Diagnostic) -> str | None:
+            file_lines = lines.get(d.file)
+            if file_lines is None or not 1 <= d.line <= len(file_lines):
+                return None
+            return file_lines[d.line - 1].removesuffix("\r")
+
+        body = "\n\n".join(d._render(line_of(d)) for d in self.diagnostics)
         return f"{body}\n\n{n} error{'s' if n != 1 else ''} in the policy set"
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -14,10 +14,7 @@ class Source:
 
     def line_text(self, line: int) -> str:
         """The text of 1-based line ``line``, without its line break ('' if out of range)."""
-        lines = self.text.splitlines()
-        if 1 <= line <= len(lines):
-            return lines[line - 1]
-        return ""
+        return source_line(self.text, line) or ""
 
 
 @attrs.frozen(order=True)
@@ -46,3 +43,20 @@ def render_caret(source_line: str, column: int, width: int = 1) -> str:
     prefix = "".join("\t" if ch == "\t" else " " for ch in source_line[: column - 1])
     width = max(1, min(width, max(1, len(source_line) - column + 1)))
     return f"{source_line}\n{prefix}{'^' * width}"
+
+
+def source_line(text: str, line: int) -> str | None:
+    """1-based line ``line`` of ``text`` as the parser counts lines (only ``\n`` ends a line).
+
+    ``str.splitlines`` would also split at U+2028, form feeds and the like, which may
+    stand inside a string literal, and so show the wrong line under a diagnostic.
+    """
+    if line < 1:
+        return None
+    start = 0
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = text.find("\n", start)
+    return (text[start:] if end < 0 else text[start:end]).removesuffix("\r")

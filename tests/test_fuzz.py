@@ -240,9 +240,6 @@ test t {
     assert not isinstance(result, PolicyError), str(result)
 
 
-@pytest.mark.xfail(strict=True, reason="errors.py/source.py bug: Diagnostic.render and Source.line_text use "
-                                        "str.splitlines(), which also splits at U+2028/U+2029/U+0085/\\x0b/\\x0c/"
-                                        "\\x1c-\\x1e, while lines are numbered by \\n: the caret shows the wrong line")
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0c", "\x1e"])
 def test_caret_shows_the_diagnostic_line_after_unicode_line_separators(separator: str) -> None:
     text = HEADER + f'partner school "een{separator}twee"\npurpose fout "x" "y"\n'
