@@ -325,7 +325,22 @@ class _Checker:
                 ok = False
                 continue
             out.extend(_Grant(e, transform, ref) for e in entries)
-        return out, ok
+        return self.distinct(rule, out), ok
+
+    def distinct(self, rule: n.Rule, grants: list[_Grant]) -> list[_Grant]:
+        """Each field once; a field named twice in different forms is an error (which form is meant?)."""
+        seen: dict[str, _Grant] = {}
+        for g in grants:
+            first = seen.get(g.field.ref)
+            if first is None:
+                seen[g.field.ref] = g
+            elif first.transform != g.transform:
+                def form(x: _Grant) -> str:
+                    return f"`{x.field.ref} as {x.transform}`" if x.transform else f"`{x.field.ref}`"
+                self.report(g.node.span, "E201", f"field `{g.field.ref}` is named twice in {rule.effect} "
+                            f"`{rule.name}`, as {form(first)} and as {form(g)}",
+                            help="name each field once, in the form the partner should receive")
+        return list(seen.values())
 
     def check_transform(self, rule: n.Rule, ref: n.FieldRef, entry: _FieldEntry) -> bool:
         t = ref.transform

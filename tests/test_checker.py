@@ -105,6 +105,8 @@ ERRORS = [
              "test t { at 2025-10-01 partner snappet purpose leermiddelen expect deny leerling.bsn }", 2, 6),
     ("E201", "test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
              "  student { leerjaar: 3, leerjaar: 4 } expect deny leerling.bsn }", 2, 26),
+    ("E201", "permit r { partner snappet purpose leermiddelen basis contract\n"
+             "  fields absentie.*, absentie.datum as year students where leerjaar > 1 art9 health_care }", 2, 22),
     ("E203", 'dataset extra "x" subject { a text personal }', 1, 9),
     # conditions
     ("E301", OK_PERMIT[:-1] + ' students where leerjaar == "5" }', 1, 117),
