@@ -18,7 +18,7 @@ from benchmarks import gen
 from benchmarks.support import PSEUDONYM_KEY, RECORDS, call_loop, decide_loop, tag
 
 #: timed rounds per size for the (slow) load benchmark
-LOAD_ROUNDS = {10: 10, 100: 5, 1_000: 3, 10_000: 1}
+LOAD_ROUNDS = {10: 10, 100: 5, 1_000: 3, 10_000: 3}
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +40,16 @@ def load_and_compile(folder: Path) -> avgpolicy.Policy:
 
 
 def phases(folder: Path) -> dict[str, float]:
-    """Seconds per stage of one load (read, parse, check, build, compile), for the report's evidence."""
+    """Seconds per stage of one load (read, parse, check, build, compile), and its CPU seconds in all.
+
+    CPU time (``time.process_time``) leaves out the time other processes on a shared
+    machine take; the benchmark itself is wall-clock time.
+    """
     from avgpolicy.checker import check
     from avgpolicy.parser import parse
 
     out: dict[str, float] = {}
+    cpu = time.process_time()
     t = time.perf_counter()
     sources = loader.read_sources([folder])
     out["read"], t = time.perf_counter() - t, time.perf_counter()
@@ -60,6 +65,7 @@ def phases(folder: Path) -> dict[str, float]:
     for q in gen.QUERIES:
         pol.compile(partner=q.partner, purpose=q.purpose, fields=list(q.fields))
     out["compile"] = time.perf_counter() - t
+    out["CPU in all"] = time.process_time() - cpu
     return {k: round(v, 4) for k, v in out.items()}
 
 

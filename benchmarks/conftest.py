@@ -41,6 +41,14 @@ def checked(agreed: set[int]):  # type: ignore[no-untyped-def]
     return get
 
 
+_LOAD_AT_START: list[float] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(os, "getloadavg"):
+        _LOAD_AT_START[:] = os.getloadavg()
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """Record what the report needs about the machine: cores, CPU model, package versions."""
     from importlib import metadata
@@ -58,4 +66,6 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         except metadata.PackageNotFoundError:
             packages[name] = "not installed"
     packages["avgpolicy"] = avgpolicy.__version__
-    machine_info["avgpolicy"] = {"nproc": os.cpu_count(), "cpu_model": model, "packages": packages}
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else []
+    machine_info["avgpolicy"] = {"nproc": os.cpu_count(), "cpu_model": model, "packages": packages,
+                                 "loadavg_start": _LOAD_AT_START, "loadavg_end": load}

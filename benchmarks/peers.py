@@ -202,7 +202,10 @@ def _cedar_selector(sel: m.NameSet, var: str, kind: str | None) -> list[str]:
     if not names:
         return [] if sel.everything else ["false"]
     listed = f"[{', '.join(item(x) for x in names)}]"
-    test = f"{var} in {listed}" if kind else f"{listed}.contains({var})"
+    if len(names) == 1:
+        test = f"{var} == {item(names[0])}"
+    else:
+        test = f"{var} in {listed}" if kind else f"{listed}.contains({var})"
     return [f"!({test})"] if sel.everything else [test]
 
 
@@ -393,3 +396,26 @@ class CasbinPeer:
                day: int) -> list[bool]:
         enforce = self.enforcer.enforce
         return [enforce(partner, purpose, f, stu, day) for f in fields]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.peers [SIZE]``: print the Cedar and Casbin translations of a generated set."""
+    import sys
+
+    from avgpolicy import loads
+    from benchmarks import gen
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    size = int(args[0]) if args else 10
+    pm = loads(gen.policy_texts(size)).model
+    print("// ---- Cedar schema\n" + cedar_schema(pm))
+    print("// ---- Cedar policies\n" + cedar_policies(pm))
+    print("# ---- Casbin model\n" + CASBIN_MODEL)
+    print("# ---- Casbin policy (partner, purpose, field, rule, eft)")
+    for line in casbin_policies(pm):
+        print("p, " + ", ".join(line[:3]) + f', "{line[3]}", ' + line[4])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

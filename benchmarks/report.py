@@ -153,6 +153,10 @@ def phases_table(run: Run) -> str:
     return "\n".join(lines)
 
 
+def _load(values: Sequence[float] | None) -> str:
+    return ", ".join(f"{v:.1f}" for v in values) if values else "?"
+
+
 def machine(run: Run) -> str:
     m = run.data.get("machine_info", {})
     extra = m.get("avgpolicy", {})
@@ -163,6 +167,8 @@ def machine(run: Run) -> str:
         ("Python", f"{m.get('python_implementation', '')} {m.get('python_version', '?')}"),
         ("system", f"{m.get('system', '')} {m.get('release', '')}"),
         ("packages", ", ".join(f"{k} {v}" for k, v in sorted(extra.get("packages", {}).items()))),
+        ("load average (1, 5, 15 min) at start / end", f"{_load(extra.get('loadavg_start'))} / "
+                                                       f"{_load(extra.get('loadavg_end'))}"),
         ("commit", f"{run.data.get('commit_info', {}).get('id', '?')[:10]}"
                    f"{' (with uncommitted changes)' if run.data.get('commit_info', {}).get('dirty') else ''}"),
         ("run at", run.data.get("datetime", "?")),
