@@ -136,6 +136,7 @@ class _Checker:
         self.subject: n.Dataset | None = None
         self.types: dict[str, str] = {}
         self.facts: list[_RuleFacts] = []
+        self._agreements: dict[str, list[WindowInfo]] = {}
 
     # -- reporting ----------------------------------------------------------
     def report(self, span: Span | None, code: str, message: str, help: str | None = None,
@@ -648,7 +649,11 @@ class _Checker:
         self.national_id_and_pseudonym(permits)
 
     def agreements(self, partner: str) -> list[WindowInfo]:
-        return [WindowInfo(a.window.start, a.window.end) for a in self.partners[partner].agreements]
+        windows = self._agreements.get(partner)
+        if windows is None:
+            windows = [WindowInfo(a.window.start, a.window.end) for a in self.partners[partner].agreements]
+            self._agreements[partner] = windows
+        return windows
 
     def agreement_warning(self, p: _RuleFacts) -> bool:
         """W002; True when the permit never takes effect for any of its partners."""
