@@ -546,3 +546,65 @@ def test_warnings_scale_to_many_rules():
     # permit i is shadowed exactly when its lowest leerjaar reaches its partner's forbid threshold
     expected = sorted(f"r{i}" for i in range(2000) if i % 5 >= i % 20 % 7)
     assert expected == sorted(d.message.split("`")[1] for d in diags if d.code == "W001")
+
+
+# ---------------------------------------------------------------------------
+# robustness: whatever parses, the checker reports on without failing itself
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_words = st.sampled_from(["snappet", "dus-i", "leermiddelen", "leerling", "absentie", "roepnaam", "leerjaar",
+                          "geboortedatum", "lesgroepen", "bsn", "zorgnotitie", "school", "actief", "age", "x",
+                          "beeldmateriaal", "contract", "legal_obligation", "consent", "pseudonym", "year"])
+_values = st.sampled_from(['"12AB"', "3", "-1", "true", "2025-08-01", "2026-07-31", '"a"'])
+_ops = st.sampled_from(["==", "!=", "<", ">=", "in", "not in"])
+
+
+@st.composite
+def _conditions(draw, depth=0):
+    if depth < 2 and draw(st.booleans()):
+        join = draw(st.sampled_from([" and ", " or "]))
+        left, right = draw(_conditions(depth + 1)), draw(_conditions(depth + 1))
+        return f"({left}{join}{right})" if draw(st.booleans()) else f"not {left}{join}{right}"
+    op = draw(_ops)
+    if op in ("in", "not in"):
+        rhs = draw(st.sampled_from(["[1, 2]", '["a"]', "3..5", "5..3", "2025-01-01..2025-12-31", "lesgroepen",
+                                    "school"]))
+        return f"{draw(st.one_of(_words, _values))} {op} {rhs}"
+    return f"{draw(_words)} {op} {draw(_values)}"
+
+
+@st.composite
+def _rules(draw):
+    clauses = [f"partner {draw(st.sampled_from(['snappet', 'dus-i', '*', '* except dus-i', 'x']))}"]
+    if draw(st.booleans()):
+        clauses.append(f"purpose {draw(st.sampled_from(['leermiddelen', 'publicatie', '*', 'y']))}")
+    fields = draw(st.lists(st.sampled_from(["leerling.roepnaam", "leerling.bsn", "leerling.zorgnotitie",
+                                            "leerling.geboortedatum as year", "leerling.id as pseudonym",
+                                            "absentie.*", "leerling.strafblad", "leerling.naam", "x.y"]),
+                           min_size=1, max_size=3))
+    clauses.append("fields " + ", ".join(fields))
+    if draw(st.booleans()):
+        basis = draw(st.sampled_from(["contract", "legal_obligation", "public_task", "consent(beeldmateriaal)",
+                                      "legitimate_interest"]))
+        clauses.append(f"basis {basis}")
+    if draw(st.booleans()):
+        clauses.append(f"art9 {draw(st.sampled_from(['health_care', 'healthcare']))}")
+    if draw(st.booleans()):
+        clauses.append(f"students where {draw(_conditions())}")
+    if draw(st.booleans()):
+        clauses.append(draw(st.sampled_from(["valid from 2025-08-01", "valid until 2025-09-01",
+                                             "valid from 2026-01-01 until 2025-01-01",
+                                             "valid from 2026-08-01 until 2027-01-01"])))
+    effect = draw(st.sampled_from(["permit", "forbid"]))
+    name = draw(st.sampled_from(["r1", "r2", "r3", "r4"]))
+    return f"{effect} {name} {{\n  " + "\n  ".join(clauses) + "\n}\n"
+
+
+@given(st.lists(_rules(), max_size=6))
+def test_the_checker_never_fails_and_locates_everything(rules):
+    diags = diagnostics("".join(rules))
+    assert [] == [d for d in diags if d.code == "E999"]
+    for d in diags:
+        assert d.line >= 1 and d.column >= 1 and d.message and d.code[0] in "EW"
