@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
-
-from zoneinfo import ZoneInfo
 
 from avgpolicy import model
 from avgpolicy import nodes as n
@@ -24,7 +24,7 @@ from avgpolicy.runtime import condition_text
 from avgpolicy.source import Span
 
 D = dt.date
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 SUBJECT = {"id": "text", "geboortedatum": "date", "school": "text", "vak-code": "text", "leerjaar": "int",
            "actief": "bool", "gestart": "date", "lesgroepen": "set"}
@@ -90,7 +90,37 @@ def atoms(draw: st.DrawFn) -> n.Expr:
     return n.InSet(element, _ref("lesgroepen"), draw(st.booleans()))
 
 
-_ATOMS = atoms()
+def _atom_pool() -> list[n.Expr]:
+    """Every atom shape over the catalogue, enumerated once (one draw picks one)."""
+    pool: list[n.Expr] = []
+    names = [k for k, t in SUBJECT.items() if t != "set"] + ["age"]
+    types = {k: "int" if k == "age" else SUBJECT[k] for k in names}
+    pools: dict[str, list[Any]] = {"text": TEXTS, "int": INTS, "date": DATES, "bool": [True, False]}
+    for name, t in types.items():
+        ordered = t in ("int", "date")
+        values = [lit(v) for v in pools[t]]
+        for op in ["==", "!="] + (["<", "<=", ">", ">="] if ordered else []):
+            for v in values:
+                pool.append(n.Compare(op, _ref(name), v))  # type: ignore[arg-type]
+                pool.append(n.Compare(op, v, _ref(name)))  # type: ignore[arg-type]
+            for other in names:
+                if types[other] == t:
+                    pool.append(n.Compare(op, _ref(name), _ref(other)))  # type: ignore[arg-type]
+        for neg in (False, True):
+            for chosen in ([], values[:1], values[1:3], values[::2]):
+                pool.append(n.InList(_ref(name), tuple(chosen), neg))
+            if ordered:
+                for low in values[::2]:
+                    for high in values[1::2]:
+                        pool.append(n.InRange(_ref(name), low, high, neg))
+    for neg in (False, True):
+        for element in [*(lit(v) for v in TEXTS), _ref("school"), _ref("vak-code")]:
+            pool.append(n.InSet(element, _ref("lesgroepen"), neg))
+    return pool
+
+
+ATOM_POOL = _atom_pool()
+_ATOMS = st.sampled_from(ATOM_POOL)
 _SHAPES = st.sampled_from(["atom", "atom", "and", "or", "not"])
 _WIDTHS = st.integers(2, 3)
 
@@ -101,13 +131,15 @@ def _conditions(draw: st.DrawFn, depth: int = 0) -> n.Expr:
     shape = "atom" if depth >= 2 else draw(_SHAPES)
     if shape == "atom":
         return draw(_ATOMS)
+    inner = _CONDITIONS[depth + 1]
     if shape == "not":
-        return n.Not(draw(_conditions(depth + 1)))
-    items = tuple(draw(_conditions(depth + 1)) for _ in range(draw(_WIDTHS)))
+        return n.Not(draw(inner))
+    items = tuple(draw(inner) for _ in range(draw(_WIDTHS)))
     return n.And(items) if shape == "and" else n.Or(items)
 
 
-conditions: st.SearchStrategy[n.Expr] = _conditions()
+_CONDITIONS = [_conditions(d) for d in range(3)]
+conditions: st.SearchStrategy[n.Expr] = _CONDITIONS[0]
 
 
 def _name(value: str) -> n.Name:
@@ -118,29 +150,30 @@ def _window(start: D | None, end: D | None) -> n.Window:
     return n.Window(start, end)
 
 
-@st.composite
-def _windows(draw: st.DrawFn) -> n.Window | None:
-    kind = draw(st.sampled_from(["none", "none", "from", "until", "both"]))
-    if kind == "none":
-        return None
-    a, b = sorted(draw(st.lists(st.sampled_from(WINDOW_DATES), min_size=2, max_size=2)))
-    return _window(a if kind != "until" else None, b if kind != "from" else None)
+def _window_pool() -> list[n.Window | None]:
+    pool: list[n.Window | None] = [None] * 12
+    for i, a in enumerate(WINDOW_DATES):
+        pool.append(_window(a, None))
+        pool.append(_window(None, a))
+        for b in WINDOW_DATES[i:]:
+            pool.append(_window(a, b))
+    return pool
 
 
-windows = _windows()
+windows = st.sampled_from(_window_pool())
 
 
-@st.composite
-def _selector(draw: st.DrawFn, names: tuple[str, ...]) -> n.Selector:
-    kind = draw(st.sampled_from(["names", "names", "all", "except"]))
-    if kind == "all":
-        return n.Selector(True, ())
-    chosen = draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True))
-    return n.Selector(kind == "except", tuple(_name(c) for c in chosen))
+def _selector_pool(names: list[str]) -> list[n.Selector]:
+    pool = [n.Selector(True, ())]
+    for r in (1, 2):
+        for chosen in itertools.combinations(names, r):
+            sel = tuple(_name(c) for c in chosen)
+            pool += [n.Selector(False, sel), n.Selector(False, sel), n.Selector(True, sel)]
+    return pool
 
 
-partner_selectors = _selector(tuple(PARTNERS))
-purpose_selectors = _selector(tuple(PURPOSES))
+partner_selectors = st.sampled_from(_selector_pool(PARTNERS))
+purpose_selectors = st.sampled_from(_selector_pool(PURPOSES))
 _field_choices = st.lists(st.sampled_from([*REFS, "leerling.*", "absentie.*"]), min_size=1, max_size=3, unique=True)
 _bases = st.sampled_from(["contract", "public_task", "consent(t1)", "consent(t-2)"])
 
@@ -327,24 +360,40 @@ def students(draw: st.DrawFn) -> Any:
     return record
 
 
-_days = st.one_of(st.sampled_from(WINDOW_DATES), st.dates(D(2025, 7, 1), D(2026, 9, 1)))
-_times = st.sampled_from([dt.time(h, m) for h in (0, 1, 12, 22, 23) for m in (0, 30, 59)])
+def _moment_pool() -> list[dt.date | dt.datetime]:
+    pool: list[dt.date | dt.datetime] = []
+    for base in [*WINDOW_DATES, D(2026, 10, 25), D(2025, 10, 26)]:
+        for delta in (-1, 0, 1):
+            day = base + dt.timedelta(days=delta)
+            pool += [day, day]
+            for t in (dt.time(0, 0), dt.time(0, 30), dt.time(12, 0), dt.time(22, 30), dt.time(23, 59)):
+                moment = dt.datetime.combine(day, t)
+                pool += [moment, moment.replace(tzinfo=UTC)]
+    return pool
 
 
-@st.composite
-def moments(draw: st.DrawFn) -> dt.date | dt.datetime:
-    """Days near window edges and DST changes; dates, naive and aware datetimes."""
-    day = draw(_days) + dt.timedelta(days=draw(st.integers(-1, 1)))
-    kind = draw(st.sampled_from(["date", "date", "naive", "utc"]))
-    if kind == "date":
-        return day
-    moment = dt.datetime.combine(day, draw(_times))
-    return moment if kind == "naive" else moment.replace(tzinfo=UTC)
+MOMENT_POOL = _moment_pool()
 
 
-@st.composite
-def requests(draw: st.DrawFn) -> tuple[str, str, list[str]]:
-    partner = draw(st.sampled_from([*PARTNERS, "unknown-p"]))
-    purpose = draw(st.sampled_from([*PURPOSES, "unknown-u"]))
-    fields = draw(st.lists(st.sampled_from([*REFS, "leerling.nope", "nope"]), min_size=1, max_size=4))
-    return partner, purpose, fields
+def moments() -> st.SearchStrategy[dt.date | dt.datetime]:
+    """Days near window edges and DST changes, any day in between; dates, naive and aware datetimes."""
+    return st.one_of(st.sampled_from(MOMENT_POOL), st.sampled_from(MOMENT_POOL),
+                     st.dates(D(2025, 7, 1), D(2026, 9, 1)))
+
+
+def _field_lists() -> list[list[str]]:
+    refs = [*REFS, "leerling.nope", "nope"]
+    pool = [[r] for r in refs] * 3
+    pool += [list(c) for c in itertools.combinations(refs, 2)]
+    pool += [list(c) for c in itertools.combinations(REFS[:6], 3)]
+    pool += [[*REFS, "nope"], REFS[:3] + REFS[:1]]
+    return pool
+
+
+_requests = st.tuples(st.sampled_from([*PARTNERS, "unknown-p"]), st.sampled_from([*PURPOSES, "unknown-u"]),
+                      st.sampled_from(_field_lists()))
+
+
+def requests() -> st.SearchStrategy[tuple[str, str, list[str]]]:
+    """(partner, purpose, fields), unknown names included."""
+    return _requests
