@@ -324,7 +324,7 @@ class _FileParser:
                 except fastparse.Fallback:
                     pass  # Lark parses it and reports what is wrong
             try:
-                tree = get_parser().parse(chunk, start="declaration")
+                tree = get_parser().parse(chunk, start="declaration", on_error=self._keyword_as_name)
             except UnexpectedInput as exc:
                 self._syntax_error(exc, chunk)
                 continue
@@ -333,6 +333,16 @@ class _FileParser:
                 decls.append(decl)
         return n.File(self.source.file, tuple(decls),
                       span=Span(self.source.file, 1, 1, max(1, text.count("\n") + 1), 1))
+
+    def _keyword_as_name(self, exc: UnexpectedInput) -> bool:
+        """Recover from a keyword where a name belongs: read it as a name (``t_name`` reports E004)."""
+        if not isinstance(exc, UnexpectedToken) or exc.interactive_parser is None:
+            return False
+        tok = exc.token
+        if tok.type == "IDENT" or tok.value not in self.reserved or "IDENT" not in exc.accepts:
+            return False
+        exc.interactive_parser.feed_token(Token.new_borrow_pos("IDENT", tok.value, tok))
+        return True
 
     def _syntax_error(self, exc: UnexpectedInput, chunk: str) -> None:
         if isinstance(exc, UnexpectedCharacters):

@@ -324,3 +324,11 @@ def test_a_keyword_is_not_a_prefix_of_a_longer_word():
     assert [("E001", 1, 12)] == [(d.code, d.line, d.column) for d in diags]
     _, diags = parse(Source("t.avg", "permit r { partner snappet }"), fast=False)
     assert [] == diags
+
+
+def test_a_keyword_as_a_name_costs_only_that_name():
+    text = 'dataset d "x" subject {\n  at date personal\n  roepnaam text personal\n}\n'
+    f, diags = parse(Source("t.avg", text))
+    assert [("E004", 2, 3)] == [(d.code, d.line, d.column) for d in diags]
+    (ds,) = f.declarations
+    assert ["at", "roepnaam"] == [fd.name.value for fd in ds.fields]
