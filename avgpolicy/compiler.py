@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from . import nodes as n
 from . import runtime as rt
 from .decision import Decision
-from .model import AGE, BIRTHDATE_FIELD, FieldInfo, RuleInfo
+from .model import BIRTHDATE_FIELD, FieldInfo, RuleInfo
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -131,7 +131,7 @@ class _Gen:
     def guarded(self, ref: n.Ref) -> tuple[ast.expr, ast.expr]:
         """(guard, value): the guard binds the value to a temp and is true iff it is well-typed."""
         t = self.temp()
-        if ref.name == AGE:
+        if rt.is_age(ref, self.req.subject):
             bind = ast.NamedExpr(target=_store(t), value=_call("_age", _call("g", _const(BIRTHDATE_FIELD)),
                                                                 _name("day")))
             return ast.Compare(left=bind, ops=[ast.IsNot()], comparators=[_const(None)]), _name(t)
@@ -211,7 +211,7 @@ class _Gen:
         refs = rt.atom_refs(e)
 
         def missing(bad: Sequence[n.Ref]) -> list[ast.stmt]:
-            attrs = tuple(dict.fromkeys(rt.attribute_of(r) for r in bad))
+            attrs = tuple(dict.fromkeys(rt.attribute_of(r, self.req.subject) for r in bad))
             return [_assign(target, self.spec(("missing_attribute", rule, attrs)))]
 
         if not rt.atom_is_typed(e, self.req.subject):

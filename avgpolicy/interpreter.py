@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import nodes as n
 from . import runtime as rt
 from .decision import Decision
-from .model import AGE, FieldInfo, RuleInfo
+from .model import BIRTHDATE_FIELD, FieldInfo, RuleInfo
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -30,8 +30,8 @@ def _operand(op: n.Literal | n.Ref, record: Mapping[Any, Any], subject: Mapping[
     """(known, value) of an operand for this student."""
     if isinstance(op, n.Literal):
         return True, op.value
-    if op.name == AGE:
-        age = rt.age_of(record.get(rt.attribute_of(op)), day)
+    if rt.is_age(op, subject):
+        age = rt.age_of(record.get(BIRTHDATE_FIELD), day)
         return age is not None, age
     fi = subject.get(op.name)
     value = record.get(op.name)
@@ -101,7 +101,7 @@ def unknown_attributes(e: n.Expr, record: Mapping[Any, Any], subject: Mapping[st
         bad = refs
     else:
         bad = tuple(r for r in refs if not _operand(r, record, subject, day)[0])
-    return tuple(dict.fromkeys(rt.attribute_of(r) for r in bad))
+    return tuple(dict.fromkeys(rt.attribute_of(r, subject) for r in bad))
 
 
 def field_specs(policy: Policy, partner: str, purpose: str, field: str, record: dict[Any, Any] | None,

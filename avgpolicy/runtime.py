@@ -114,15 +114,20 @@ def operand_type(op: n.Literal | n.Ref, subject: Mapping[str, FieldInfo]) -> str
     """The static type of an operand: a literal's type, ``int`` for age, a field's type, else None."""
     if isinstance(op, n.Literal):
         return op.type
-    if op.name == AGE:
-        return "int"
     fi = subject.get(op.name)
-    return fi.type if fi else None
+    if fi is not None:
+        return fi.type
+    return "int" if op.name == AGE else None
 
 
-def attribute_of(ref: n.Ref) -> str:
+def is_age(ref: n.Ref, subject: Mapping[str, FieldInfo]) -> bool:
+    """Whether a name is the built-in ``age`` (a subject field of that name would win)."""
+    return ref.name == AGE and AGE not in subject
+
+
+def attribute_of(ref: n.Ref, subject: Mapping[str, FieldInfo]) -> str:
     """The student attribute a reference reads (``age`` reads the birth date)."""
-    return BIRTHDATE_FIELD if ref.name == AGE else ref.name
+    return BIRTHDATE_FIELD if is_age(ref, subject) else ref.name
 
 
 def atom_refs(atom: n.Expr) -> tuple[n.Ref, ...]:
