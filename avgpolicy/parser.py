@@ -6,6 +6,11 @@ own by Lark's LALR(1) parser, so one syntax error costs one declaration and the
 rest of the file is still checked. Parse trees become nodes through an iterative
 (bottom-up) transform, so no nesting depth can exhaust the Python stack; conditions
 nested deeper than ``MAX_DEPTH`` are reported instead.
+
+Valid declarations take a fast path (``fastparse``: hand-written recursive descent,
+the same nodes and spans); Lark parses whatever the fast path is unsure about and
+reports every syntax error, naming the expected tokens in words and recognising
+common mistakes.
 """
 
 from __future__ import annotations
