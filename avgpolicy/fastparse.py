@@ -24,17 +24,22 @@ from typing import Any
 from . import nodes as n
 from .source import Span
 
+# Blanks are consumed in front of each token, so a match is one token (or a line break).
 _TOKEN_RE = re.compile(r"""
-    (?P<WS>[ \t\f\r\n]+)
-  | (?P<COMMENT>\#[^\n]*)
-  | (?P<DATETIME>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)
-  | (?P<DATE>[0-9]{4}-[0-9]{2}-[0-9]{2})
-  | (?P<INT>-?[0-9]+)
-  | (?P<IDENT>[A-Za-z_][A-Za-z0-9_-]*)
-  | (?P<STRING>"(?:[^"\\]|\\["\\])*")
-  | (?P<COMPARE>==|!=|<=|>=|<|>)
-  | (?P<PUNCT>\.\.|[{}()\[\],.:*])
+    [ \t\f\r]*
+    (?:
+      (?P<NL>\n)
+    | (?P<COMMENT>\#[^\n]*)
+    | (?P<DATETIME>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)
+    | (?P<DATE>[0-9]{4}-[0-9]{2}-[0-9]{2})
+    | (?P<INT>-?[0-9]+)
+    | (?P<IDENT>[A-Za-z_][A-Za-z0-9_-]*)
+    | (?P<STRING>"(?:[^"\\]|\\["\\])*")
+    | (?P<COMPARE>==|!=|<=|>=|<|>)
+    | (?P<PUNCT>\.\.|[{}()\[\],.:*])
+    )
 """, re.VERBOSE)
+_TRAILING_BLANKS_RE = re.compile(r"[ \t\f\r]*\Z")
 _UNESCAPE_RE = re.compile(r"\\([\"\\])")
 #: Above this nesting depth the fast path leaves the declaration to Lark (which reports E005).
 _MAX_FAST_DEPTH = 24
@@ -49,35 +54,41 @@ class Fallback(Exception):
 
 
 def tokenize(text: str, first_line: int) -> list[Token]:
-    """Tokens of ``text`` (which starts at a line start), lines counted from ``first_line``."""
+    """Tokens of ``text`` (which starts at a line start), lines counted from ``first_line``.
+
+    The list ends with an ``EOF`` token, so the parser can look ahead without bounds checks.
+    """
     out: list[Token] = []
+    append = out.append
     line = first_line
     line_start = 0
     pos = 0
-    length = len(text)
     match = _TOKEN_RE.match
+    length = len(text)
     while pos < length:
         m = match(text, pos)
         if m is None:
-            raise Fallback
+            if _TRAILING_BLANKS_RE.match(text, pos):
+                break
+            raise Fallback  # a character no token starts with
         kind = m.lastgroup
+        value = m.group(kind)  # type: ignore[arg-type]
         end = m.end()
-        if kind == "WS" or kind == "STRING":
-            breaks = text.count("\n", pos, end)
-            if kind == "STRING":
-                col = pos - line_start + 1
-                if breaks:
-                    last = text.rfind("\n", pos, end) + 1
-                    out.append((kind, m.group(), line, col, line + breaks, end - last + 1))
-                else:
-                    out.append((kind, m.group(), line, col, line, col + end - pos))
-            if breaks:
-                line += breaks
-                line_start = text.rfind("\n", pos, end) + 1
+        if kind == "NL":
+            line += 1
+            line_start = end
+        elif kind == "STRING" and "\n" in value:
+            start = end - len(value)
+            breaks = value.count("\n")
+            last = text.rfind("\n", start, end) + 1
+            append((kind, value, line, start - line_start + 1, line + breaks, end - last + 1))
+            line += breaks
+            line_start = last
         elif kind != "COMMENT":
-            col = pos - line_start + 1
-            out.append((kind, m.group(), line, col, line, col + end - pos))  # type: ignore[arg-type]
+            col = end - len(value) - line_start + 1
+            append((kind, value, line, col, line, col + len(value)))  # type: ignore[arg-type]
         pos = end
+    append(("EOF", "", line, 0, line, 0))
     return out
 
 
@@ -98,40 +109,43 @@ class FastParser:
         self.reserved = reserved
 
     # -- token helpers ----------------------------------------------------
-    def peek(self) -> Token | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
+    def peek(self) -> Token:
+        return self.toks[self.i]
 
     def next(self) -> Token:
-        if self.i >= len(self.toks):
-            raise Fallback
         tok = self.toks[self.i]
+        if tok[0] == "EOF":
+            raise Fallback
         self.i += 1
         return tok
 
     def is_word(self, word: str) -> bool:
-        tok = self.peek()
-        return tok is not None and tok[0] == "IDENT" and tok[1] == word
+        tok = self.toks[self.i]
+        return tok[1] == word and tok[0] == "IDENT"
 
     def is_punct(self, p: str) -> bool:
-        tok = self.peek()
-        return tok is not None and tok[0] == "PUNCT" and tok[1] == p
+        tok = self.toks[self.i]
+        return tok[1] == p and tok[0] == "PUNCT"
 
     def word(self, word: str) -> Token:
-        tok = self.next()
-        if tok[0] != "IDENT" or tok[1] != word:
+        tok = self.toks[self.i]
+        if tok[1] != word or tok[0] != "IDENT":
             raise Fallback
+        self.i += 1
         return tok
 
     def punct(self, p: str) -> Token:
-        tok = self.next()
-        if tok[0] != "PUNCT" or tok[1] != p:
+        tok = self.toks[self.i]
+        if tok[1] != p or tok[0] != "PUNCT":
             raise Fallback
+        self.i += 1
         return tok
 
     def kind(self, kind: str) -> Token:
-        tok = self.next()
+        tok = self.toks[self.i]
         if tok[0] != kind:
             raise Fallback
+        self.i += 1
         return tok
 
     def span(self, first: Token | Span, last: Token | Span) -> Span:
@@ -147,22 +161,23 @@ class FastParser:
         return Span(self.file, tok[2], tok[3], tok[4], tok[5])
 
     def name(self) -> n.Name:
-        tok = self.next()
+        tok = self.toks[self.i]
         if tok[0] != "IDENT" or tok[1] in self.reserved:
             raise Fallback
-        return n.Name(tok[1], span=self.tspan(tok))
+        self.i += 1
+        return n.Name(tok[1], span=Span(self.file, tok[2], tok[3], tok[4], tok[5]))
 
     def at_name(self) -> bool:
-        tok = self.peek()
-        return tok is not None and tok[0] == "IDENT" and tok[1] not in self.reserved
+        tok = self.toks[self.i]
+        return tok[0] == "IDENT" and tok[1] not in self.reserved
 
     @staticmethod
     def string(tok: Token) -> str:
         return _UNESCAPE_RE.sub(r"\1", tok[1][1:-1])
 
     def opt_string(self) -> tuple[str | None, Token | None]:
-        tok = self.peek()
-        if tok is not None and tok[0] == "STRING":
+        tok = self.toks[self.i]
+        if tok[0] == "STRING":
             self.i += 1
             return self.string(tok), tok
         return None, None
@@ -170,7 +185,7 @@ class FastParser:
     # -- declarations ---------------------------------------------------------
     def declaration(self) -> n.Declaration:
         tok = self.peek()
-        if tok is None or tok[0] != "IDENT":
+        if tok[0] != "IDENT":
             raise Fallback
         method = {"dataset": self.dataset, "partner": self.partner, "purpose": self.purpose,
                   "consent": self.consent_topic, "permit": self.rule, "forbid": self.rule,
@@ -178,7 +193,7 @@ class FastParser:
         if method is None:
             raise Fallback
         decl = method()
-        if self.i != len(self.toks):
+        if self.toks[self.i][0] != "EOF":
             raise Fallback
         return decl
 
@@ -327,7 +342,7 @@ class FastParser:
 
     def clause(self) -> tuple[str, Span, Any]:
         tok = self.peek()
-        if tok is None or tok[0] != "IDENT":
+        if tok[0] != "IDENT":
             raise Fallback
         word = tok[1]
         if word == "valid":
