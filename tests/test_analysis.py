@@ -188,3 +188,30 @@ def test_segments_cut_a_window_at_other_windows_edges():
     assert [0] == analysis.active_on([other], day(2025, 3, 1))
     assert not analysis.overlaps(window, WindowInfo(day(2026, 1, 1), None))
     assert analysis.overlaps(window, WindowInfo(None, day(2025, 1, 1)))
+
+
+def test_expand_name_sets_to_declared_names():
+    from avgpolicy.model import NameSet
+
+    declared = {"a": 1, "b": 2, "c": 3}
+    assert frozenset({"a", "c"}) == analysis.expand(NameSet(False, frozenset({"a", "c", "zz"})), declared)
+    assert frozenset({"b", "c"}) == analysis.expand(NameSet(True, frozenset({"a"})), declared)
+    assert frozenset({"a", "b", "c"}) == analysis.expand(NameSet(True, frozenset()), list(declared))
+
+
+def test_paused_gc_restores_the_collector_state():
+    import gc
+
+    from avgpolicy.model import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
