@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import cachetools
 
+_NOTHING = object()
+
 
 class CacheInfo(NamedTuple):
     hits: int
@@ -34,20 +36,28 @@ class CompileCache:
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
+        self._last: tuple[Any, Any] = (_NOTHING, None)  # the last key looked up and its value
 
-    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """The cached value for ``key``, building (and storing) it on a miss."""
+    def get(self, key: Hashable, build: Callable[..., Any], *args: Any) -> Any:
+        """The cached value for ``key``, building it with ``build(*args)`` (and storing it) on a miss."""
         with self._lock:
+            last = self._last
+            if last[0] == key:  # a repeated request: already the most recently used entry
+                self._hits += 1
+                return last[1]
             try:
                 value = self._lru[key]
             except KeyError:
                 self._misses += 1
             else:
                 self._hits += 1
+                self._last = (key, value)
                 return value
-        value = build()
+        value = build(*args)
         with self._lock:
-            return self._lru.setdefault(key, value)
+            value = self._lru.setdefault(key, value)
+            self._last = (key, value) if key in self._lru else (_NOTHING, None)
+            return value
 
     def info(self) -> CacheInfo:
         with self._lock:
@@ -56,4 +66,5 @@ class CompileCache:
     def clear(self) -> None:
         with self._lock:
             self._lru.clear()
+            self._last = (_NOTHING, None)
             self._hits = self._misses = 0

@@ -47,6 +47,18 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 MEMO_LIMIT = 4096
+
+
+class _Table:
+    """An outcome picked at run time from static outcomes: ``outcomes[index]``."""
+
+    def __init__(self, outcomes: tuple[tuple[int, ...] | None, ...], index: ast.expr) -> None:
+        self.outcomes = outcomes
+        self.index = index
+
+
+#: a group's outcome: a static spec-id tuple, an expression giving one, or a _Table
+Outcome = Any
 _serial = itertools.count(1)
 _NOTHING = object()
 
@@ -73,6 +85,12 @@ def _const(value: Any) -> ast.Constant:
 
 def _call(func: str, *args: ast.expr) -> ast.Call:
     return ast.Call(func=_name(func), args=list(args), keywords=[])
+
+
+def _get(key: str) -> ast.Call:
+    """``s.get(key)``: a student attribute (the key is a constant, never an identifier)."""
+    return ast.Call(func=ast.Attribute(value=_name("s"), attr="get", ctx=ast.Load()), args=[_const(key)],
+                    keywords=[])
 
 
 def _and(items: list[ast.expr]) -> ast.expr:
@@ -117,6 +135,7 @@ class _Gen:
         self.req = request
         self.epoch = epoch
         self.tmp = itertools.count()
+        self.leaf: Callable[[int], list[ast.stmt] | None] | None = None
 
     def temp(self) -> str:
         return f"_t{next(self.tmp)}"
@@ -132,11 +151,10 @@ class _Gen:
         """(guard, value): the guard binds the value to a temp and is true iff it is well-typed."""
         t = self.temp()
         if rt.is_age(ref, self.req.subject):
-            bind = ast.NamedExpr(target=_store(t), value=_call("_age", _call("g", _const(BIRTHDATE_FIELD)),
-                                                                _name("day")))
+            bind = ast.NamedExpr(target=_store(t), value=_call("_age", _get(BIRTHDATE_FIELD), _name("day")))
             return ast.Compare(left=bind, ops=[ast.IsNot()], comparators=[_const(None)]), _name(t)
         ftype = self.req.subject[ref.name].type
-        bind = ast.NamedExpr(target=_store(t), value=_call("g", _const(ref.name)))
+        bind = ast.NamedExpr(target=_store(t), value=_get(ref.name))
         if ftype == "set":
             return _call("_strset", bind), _name(t)
         guard = ast.Compare(left=_call("_type", bind), ops=[ast.Is()], comparators=[_name(_TYPE_NAMES[ftype])])
@@ -192,14 +210,20 @@ class _Gen:
 
     # -- diagnosis of a condition that is not true -------------------------------
 
-    def spec(self, spec: rt.Spec) -> ast.Constant:
-        return _const(self.req.spec_id(spec))
+    def set_failure(self, target: str, spec: rt.Spec) -> list[ast.stmt]:
+        """A diagnosis leaf: emit the outcome directly if the permit hook allows, else set ``target``."""
+        sid = self.req.spec_id(spec)
+        if self.leaf is not None and target == "x":
+            direct = self.leaf(sid)
+            if direct is not None:
+                return direct
+        return [_assign(target, _const(sid))]
 
     def false_part(self, e: n.Expr, rule: RuleInfo, target: str) -> list[ast.stmt]:
         if isinstance(e, n.And):
             branches = [(self.truth(i, False), self.false_part(i, rule, target)) for i in e.items[:-1]]
             return _chain(branches, self.false_part(e.items[-1], rule, target))
-        return [_assign(target, self.spec(("not_in_subset", rule, e)))]
+        return self.set_failure(target, ("not_in_subset", rule, e))
 
     def unknown_part(self, e: n.Expr, rule: RuleInfo, target: str) -> list[ast.stmt]:
         if isinstance(e, n.Not):
@@ -212,7 +236,7 @@ class _Gen:
 
         def missing(bad: Sequence[n.Ref]) -> list[ast.stmt]:
             attrs = tuple(dict.fromkeys(rt.attribute_of(r, self.req.subject) for r in bad))
-            return [_assign(target, self.spec(("missing_attribute", rule, attrs)))]
+            return self.set_failure(target, ("missing_attribute", rule, attrs))
 
         if not rt.atom_is_typed(e, self.req.subject):
             return missing(refs)
@@ -231,78 +255,110 @@ class _Gen:
 
     # -- one group of fields -----------------------------------------------------
 
-    def group_body(self, group: _Group, emit: Callable[[ast.expr | tuple[int, ...]], list[ast.stmt]]
-                   ) -> list[ast.stmt]:
-        """Statements deciding one group; ``emit`` returns its outcome (a spec-id tuple)."""
+    def group_body(self, group: _Group, emit: Callable[[Outcome], list[ast.stmt]]) -> list[ast.stmt]:
+        """Statements deciding one group; every path ends in ``emit(outcome)`` (a return)."""
         req = self.req
         rep = req.representative(self.epoch)
         body: list[ast.stmt] = []
         forbids = [r for r in group.forbids if r.window.contains_date(rep)]
-        if any(r.condition is None for r in forbids) and all(r.condition is None for r in forbids):
+        if forbids and all(r.condition is None for r in forbids):
             return emit(tuple(req.spec_id(("forbidden", r, None)) for r in forbids))
         if forbids:
-            body.append(_assign("r", _const(())))
+            # fast test: every forbid's condition is false; otherwise collect their reasons
+            slow: list[ast.stmt] = [_assign("r", _const(()))]
             for r in forbids:
                 forbidden = req.spec_id(("forbidden", r, None))
                 if r.condition is None:
-                    body.append(_append("r", _const((forbidden,))))
+                    slow.append(_append("r", _const((forbidden,))))
                     continue
                 unknown = self.unknown_part(r.condition, r, "x")
                 unknown.append(_append("r", ast.Tuple(elts=[_const(forbidden), _name("x")], ctx=ast.Load())))
-                body.append(_if(self.truth(r.condition, True), [_append("r", _const((forbidden,)))],
+                slow.append(_if(self.truth(r.condition, True), [_append("r", _const((forbidden,)))],
                                 [_if(_not(self.truth(r.condition, False)), unknown)]))
-            body.append(_if(_name("r"), emit(_name("r"))))
+            slow.extend(emit(_name("r")))
+            none_applies = _and([self.truth(r.condition, False) if r.condition is not None else _const(False)
+                                 for r in forbids])
+            body.append(_if(_not(none_applies), slow))
         if not group.permits:
             return body + emit((req.spec_id(rt.NO_PERMIT),))
-        static_failures: list[int] = []  # failures known at compile time, before the first dynamic one
-        dynamic = False
+        return body + self.permits(group.permits, 0, None, (), emit)
 
-        def add_failure(stmts: list[ast.stmt], spec_id: ast.expr) -> None:
-            stmts.append(_append("f", ast.Tuple(elts=[spec_id], ctx=ast.Load())))
+    def permits(self, permits: list[tuple[RuleInfo, str | None]], i: int, dynamic: str | None,
+                failures: tuple[int, ...], emit: Callable[[Outcome], list[ast.stmt]]) -> list[ast.stmt]:
+        """Permit ``i`` onwards; the failures so far are local ``dynamic`` (if set) + ``failures``.
 
-        for r, transform in group.permits:
-            if not r.window.contains_date(rep):
-                oid = req.spec_id(("outside_window", r, None))
-                if dynamic:
-                    add_failure(body, _const(oid))
-                else:
-                    static_failures.append(oid)
-                continue
-            if not dynamic:
-                body.append(_assign("f", _const(tuple(static_failures))))
-                dynamic = True
-            allowed = req.spec_id(("permitted", r, transform))
-            granted: list[ast.stmt]
-            if r.basis == "consent":
-                topic = r.consent_topic
-                assert topic is not None
-                info = req.policy.model.consents.get(topic)
-                status = _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)),
-                               _name("day"))
-                no_consent = tuple(req.spec_id(("no_consent", r, c)) for c in rt.CONSENT_STATUSES)
-                inform = req.spec_id(("inform_student", r, topic))
-                failed: list[ast.stmt] = []
-                add_failure(failed, ast.Subscript(value=_name(req.value(no_consent)), slice=_name("c"),
-                                                  ctx=ast.Load()))
-                granted = [_assign("c", status),
-                           _if(ast.Compare(left=_name("c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_OK)]),
-                               emit((allowed,)),
-                               [_if(ast.Compare(left=_name("c"), ops=[ast.Eq()],
-                                                comparators=[_const(rt.CONSENT_INFORM)]),
-                                    emit((allowed, inform)), failed)])]
+        Continuation style: while every failure so far is known at compile time, a failing
+        leaf whose later permits are all out of window emits a prebuilt outcome directly."""
+        req = self.req
+        rep = req.representative(self.epoch)
+
+        def so_far(extra: ast.expr | None = None) -> ast.expr:
+            parts: list[ast.expr] = [_name(dynamic)] if dynamic else []
+            tail: list[ast.expr] = [_const(x) for x in failures] + ([extra] if extra is not None else [])
+            if tail:
+                parts.append(ast.Tuple(elts=tail, ctx=ast.Load()))
+            if not parts:
+                return _const(())
+            out = parts[0]
+            for p in parts[1:]:
+                out = ast.BinOp(left=out, op=ast.Add(), right=p)
+            return out
+
+        if i == len(permits):
+            return emit(so_far() if dynamic else failures)
+        r, transform = permits[i]
+        if not r.window.contains_date(rep):
+            return self.permits(permits, i + 1, dynamic, (*failures, req.spec_id(("outside_window", r, None))), emit)
+        rest = permits[i + 1:]
+        later_static = all(not p.window.contains_date(rep) for p, _ in rest)
+        suffix = tuple(req.spec_id(("outside_window", p, None)) for p, _ in rest) if later_static else ()
+
+        def fail_static(spec_id: int) -> list[ast.stmt] | None:
+            """Emit directly when the whole failure outcome is known here; None otherwise."""
+            if later_static and dynamic is None:
+                return emit((*failures, spec_id, *suffix))
+            return None
+
+        allowed = req.spec_id(("permitted", r, transform))
+        granted: list[ast.stmt]
+        failed_consent: list[ast.stmt] = []
+        if r.basis == "consent":
+            topic = r.consent_topic
+            assert topic is not None
+            info = req.policy.model.consents.get(topic)
+            status = _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)),
+                           _name("day"))
+            no_consent = [req.spec_id(("no_consent", r, c)) for c in rt.CONSENT_STATUSES]
+            if later_static and dynamic is None:
+                failed_consent = emit(_Table(tuple(None if c in (rt.CONSENT_OK, rt.CONSENT_INFORM)
+                                                   else (*failures, x, *suffix)
+                                                   for c, x in zip(rt.CONSENT_STATUSES, no_consent, strict=True)),
+                                             _name("c")))
             else:
-                granted = emit((allowed,))
-            if r.condition is None:
-                body.extend(granted)
-                if r.basis != "consent":
-                    return body  # this permit always grants: later permits are unreachable
-                continue
-            body.append(_if(self.truth(r.condition, True), granted,
-                            [*self.diagnose(r.condition, r, "x"), _append("f", ast.Tuple(elts=[_name("x")],
-                                                                                         ctx=ast.Load()))]))
-        if not dynamic:
-            return body + emit(tuple(static_failures))
-        return body + emit(_name("f"))
+                failed_consent = [_assign("x", ast.Subscript(value=_const(tuple(no_consent)), slice=_name("c"),
+                                                             ctx=ast.Load()))]
+            inform = req.spec_id(("inform_student", r, topic))
+            granted = [_assign("c", status),
+                       _if(ast.Compare(left=_name("c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_OK)]),
+                           emit((allowed,)),
+                           [_if(ast.Compare(left=_name("c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_INFORM)]),
+                                emit((allowed, inform)), failed_consent)])]
+        else:
+            granted = emit((allowed,))
+        body: list[ast.stmt]
+        if r.condition is None:
+            if r.basis != "consent":
+                return granted  # this permit always grants: later permits are unreachable
+            body = granted
+        else:
+            self.leaf = fail_static
+            body = [_if(self.truth(r.condition, True), granted, self.diagnose(r.condition, r, "x"))]
+            self.leaf = None
+        if later_static and dynamic is None:
+            return body  # every path above returns
+        # failing paths fall through with the failure id in x
+        name = f"f{i}"
+        return [*body, _assign(name, so_far(_name("x"))), *self.permits(permits, i + 1, name, (), emit)]
 
     # -- the epoch function ------------------------------------------------------
 
@@ -334,15 +390,21 @@ class _Gen:
                             [_assign("s", _call("_record", _name("s"))),
                              _if(ast.Compare(left=_name("s"), ops=[ast.Is()], comparators=[_const(None)]),
                                  [ast.Return(value=_name(req.value(req.decision(not_mapping))))])]))
-            body.append(_assign("g", ast.Attribute(value=_name("s"), attr="get", ctx=ast.Load())))
             if len(req.groups) == 1:
-                def emit_single(outcome: ast.expr | tuple[int, ...]) -> list[ast.stmt]:
+                def emit_single(outcome: Outcome) -> list[ast.stmt]:
                     if isinstance(outcome, tuple):
                         return [ast.Return(value=_name(req.value(req.decision(outcome))))]
+                    if isinstance(outcome, _Table):
+                        table = tuple(None if o is None else req.decision(o) for o in outcome.outcomes)
+                        return [ast.Return(value=ast.Subscript(value=_name(req.value(table)), slice=outcome.index,
+                                                               ctx=ast.Load()))]
                     return [ast.Return(value=_call("_decision", outcome))]
                 body.extend(self.group_body(req.groups[0], emit_single))
             else:
-                def emit_multi(outcome: ast.expr | tuple[int, ...]) -> list[ast.stmt]:
+                def emit_multi(outcome: Outcome) -> list[ast.stmt]:
+                    if isinstance(outcome, _Table):
+                        return [ast.Return(value=ast.Subscript(value=_const(outcome.outcomes), slice=outcome.index,
+                                                               ctx=ast.Load()))]
                     return [ast.Return(value=_const(outcome) if isinstance(outcome, tuple) else outcome)]
                 parts: list[ast.expr] = []
                 for i, g in enumerate(req.groups):
@@ -358,7 +420,6 @@ class _Gen:
                     gname = f"{fname}_group_{i}"
                     defs.append(ast.FunctionDef(name=gname, args=args, body=[
                         ast.Expr(value=_const(f"fields {', '.join(g.fields)}")),
-                        _assign("g", ast.Attribute(value=_name("s"), attr="get", ctx=ast.Load())),
                         *gbody], decorator_list=[], returns=None))
                     parts.append(_call(gname, _name("s"), _name("day")))
                 body.append(ast.Return(value=_call("_decision", ast.Tuple(elts=parts, ctx=ast.Load()))))

@@ -8,8 +8,10 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from . import interpreter
 from . import runtime as rt
 from .cache import CacheInfo, CompileCache
+from .compiler import compile_request
 from .decision import Decision
 from .errors import Diagnostic
 from .model import PolicyModel
@@ -72,10 +74,7 @@ class Policy:
     # -- deciding --------------------------------------------------------------
 
     def _compiled(self, partner: str, purpose: str, fields: tuple[str, ...]) -> Any:
-        from .compiler import compile_request
-
-        return self._cache.get((partner, purpose, fields),
-                               lambda: compile_request(self, partner, purpose, fields))
+        return self._cache.get((partner, purpose, fields), compile_request, self, partner, purpose, fields)
 
     def decide(self, partner: str, purpose: str, fields: Sequence[str], student: Any, *,
                at: Moment = None, engine: str = "compiled") -> Decision:
@@ -84,12 +83,14 @@ class Policy:
         Never raises because of the student's data; raises TypeError/ValueError for a wrong call.
         ``engine="interpreted"`` uses the reference interpreter instead of the compiled function.
         """
-        key = _check_request(partner, purpose, fields)
+        if type(fields) is list and len(fields) == 1 and type(fields[0]) is str and type(partner) is str \
+                and type(purpose) is str:  # the common, cheap-to-check call
+            key = (fields[0],)
+        else:
+            key = _check_request(partner, purpose, fields)
         if engine == "compiled":
-            return self._compiled(partner, purpose, key)(student, at)
+            return self._cache.get((partner, purpose, key), compile_request, self, partner, purpose, key)(student, at)
         if engine == "interpreted":
-            from . import interpreter
-
             _check_moment(at)
             return interpreter.decide(self, partner, purpose, key, student, at)
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
