@@ -397,3 +397,112 @@ _requests = st.tuples(st.sampled_from([*PARTNERS, "unknown-p"]), st.sampled_from
 def requests() -> st.SearchStrategy[tuple[str, str, list[str]]]:
     """(partner, purpose, fields), unknown names included."""
     return _requests
+
+
+# ---------------------------------------------------------------------------
+# A small school for the example-based engine tests (spec sections 3-6 and api.md)
+
+SCHOOL = """
+dataset leerling "Leerlinggegevens" subject {
+    id            text      personal
+    eckid         text      pseudonym
+    roepnaam      text      personal
+    achternaam    text      personal
+    geboortedatum date      personal
+    school        text      personal
+    leerjaar      int       personal
+    onderwijstype text      personal
+    lesgroepen    set       personal
+    actief        bool      personal
+    bsn           text      national_id
+    foto          text      personal
+    zorgnotitie   text      special
+}
+
+dataset absentie "Absentiegegevens" {
+    datum  date  personal
+    reden  text  special
+}
+
+partner snappet "Snappet B.V." {
+    agreement "DPA-2025-031" valid from 2025-08-01 until 2026-07-31
+}
+partner dus-i "DUS-I / DUO"
+partner schoolwebsite "Website van de school"
+partner gappy "Partner met een gat tussen twee overeenkomsten" {
+    agreement "DPA-1" valid from 2025-01-01 until 2025-06-30
+    agreement "DPA-2" valid from 2025-09-01 until 2025-12-31
+}
+partner uni "Universiteit"
+
+purpose leermiddelen "Levering en gebruik van digitaal leermateriaal"
+purpose publicatie "Publicatie op de website"
+purpose bekostiging "Bekostiging"
+purpose onderzoek "Wetenschappelijk onderzoek"
+
+consent beeldmateriaal "Foto's en video's op website en sociale media"
+consent onderzoek "Deelname aan wetenschappelijk onderzoek" reconfirm_at_16
+
+permit snappet_lesmateriaal {
+    partner  snappet
+    purpose  leermiddelen
+    basis    contract
+    fields   leerling.{eckid, roepnaam, leerjaar, lesgroepen}, leerling.id as pseudonym
+    students where school == "12AB" and leerjaar in 3..8
+    valid    from 2025-08-01 until 2026-07-31
+    retain   1 year
+    note     "Alleen groepen 3 t/m 8 van De Regenboog"
+}
+
+permit snappet_plusklas {
+    partner  snappet
+    purpose  leermiddelen
+    basis    contract
+    fields   leerling.achternaam
+    students where "plusklas" in lesgroepen or actief == true
+    valid    from 2025-09-01 until 2026-06-30
+}
+
+forbid geen_zorgdata_buiten_dus_i {
+    partner  * except dus-i
+    fields   leerling.zorgnotitie, absentie.reden
+}
+
+permit dus_i_bekostiging {
+    partner  dus-i
+    purpose  bekostiging
+    basis    legal_obligation
+    art9     substantial_public_interest
+    fields   leerling.{bsn, zorgnotitie, geboortedatum}
+    students where onderwijstype != "vavo"
+}
+
+permit website_foto {
+    partner  schoolwebsite
+    purpose  publicatie
+    basis    consent(beeldmateriaal)
+    fields   leerling.foto, leerling.geboortedatum as year
+}
+
+permit uni_onderzoek {
+    partner  uni
+    purpose  onderzoek
+    basis    consent(onderzoek)
+    fields   leerling.eckid, absentie.datum
+    students where age >= 12
+}
+
+permit gappy_roepnaam {
+    partner  gappy
+    purpose  leermiddelen
+    basis    contract
+    fields   leerling.roepnaam, leerling.geboortedatum
+}
+
+forbid gappy_geen_onderbouw {
+    partner  gappy
+    fields   leerling.roepnaam
+    students where leerjaar < 3
+    valid    from 2025-01-01
+}
+"""
