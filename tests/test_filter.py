@@ -1,0 +1,130 @@
+"""Policy.filter: only permitted fields, transforms (keyed pseudonyms, years), and the pseudonym key rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+
+import pytest
+from engine_strategies import SCHOOL
+
+import avgpolicy
+from avgpolicy import Consent
+from avgpolicy.pseudonym import Pseudonymizer
+
+D = dt.date
+OCT = D(2025, 10, 1)
+KEY = b"secret-key-for-filter-tests"
+FIELDS = ["leerling.roepnaam", "leerling.id", "leerling.bsn"]
+
+
+@pytest.fixture(scope="module")
+def policy() -> avgpolicy.Policy:
+    return avgpolicy.loads(SCHOOL, pseudonym_key=KEY)
+
+
+def student(**extra):
+    return {"id": "s1", "roepnaam": "Sanne", "school": "12AB", "leerjaar": 5, "bsn": "123456782", **extra}
+
+
+def test_filter_yields_permitted_fields_with_transforms(policy):
+    rows = list(policy.filter("snappet", "leermiddelen", FIELDS, [student()], at=OCT))
+    assert 1 == len(rows)
+    row = rows[0]
+    assert ["leerling.roepnaam", "leerling.id"] == list(row)
+    assert "Sanne" == row["leerling.roepnaam"]
+    assert row["leerling.id"] != "s1" and 64 == len(row["leerling.id"])
+    assert "leerling.bsn" not in row
+
+
+def test_students_without_permitted_fields_are_skipped(policy):
+    students = [student(school="99ZZ"), student(), None, "x", {}]
+    rows = list(policy.filter("snappet", "leermiddelen", FIELDS, students, at=OCT))
+    assert [{"leerling.roepnaam", "leerling.id"}] == [set(r) for r in rows]
+
+
+def test_missing_or_ill_typed_values_are_left_out(policy):
+    rows = list(policy.filter("snappet", "leermiddelen", ["leerling.roepnaam", "leerling.id", "leerling.eckid"],
+                              [student(roepnaam=None, id=5)], at=OCT))
+    assert [] == rows  # roepnaam None, id an int (ill-typed), eckid missing: nothing to send
+    rows = list(policy.filter("snappet", "leermiddelen", ["leerling.roepnaam", "leerling.eckid"],
+                              [student(eckid="eck-1", roepnaam=7)], at=OCT))
+    assert [{"leerling.eckid": "eck-1"}] == rows
+
+
+def test_pseudonyms_are_stable_per_partner_and_differ_between_partners(policy):
+    other = avgpolicy.loads(SCHOOL.replace("partner  snappet\n", "partner  snappet, gappy\n"), pseudonym_key=KEY)
+    a1 = next(other.filter("snappet", "leermiddelen", ["leerling.id"], [student()], at=OCT))["leerling.id"]
+    a2 = next(other.filter("snappet", "leermiddelen", ["leerling.id"], [student()], at=OCT))["leerling.id"]
+    b = next(other.filter("gappy", "leermiddelen", ["leerling.id"], [{**student(), "leerjaar": 4}],
+                          at=OCT))["leerling.id"]
+    assert a1 == a2
+    assert a1 != b
+    expected = hmac.new(KEY, b"avgpolicy-pseudonym-v1\x00snappet\x00leerling.id\x00s:s1", hashlib.sha256).hexdigest()
+    assert expected == a1
+    c = next(other.filter("snappet", "leermiddelen", ["leerling.id"], [student(id="s2")], at=OCT))["leerling.id"]
+    assert a1 != c
+
+
+def test_as_year(policy):
+    s = {"geboortedatum": D(2012, 5, 1), "foto": "f.jpg",
+         "consents": {"beeldmateriaal": Consent(by="parent", given=D(2025, 9, 1))}}
+    rows = list(policy.filter("schoolwebsite", "publicatie", ["leerling.foto", "leerling.geboortedatum"], [s],
+                              at=OCT))
+    assert [{"leerling.foto": "f.jpg", "leerling.geboortedatum": 2012}] == rows
+    s["geboortedatum"] = dt.datetime(2012, 5, 1)  # a datetime is not a date: consent cannot be checked
+    assert [] == list(policy.filter("schoolwebsite", "publicatie", ["leerling.geboortedatum"], [s], at=OCT))
+
+
+def test_other_datasets_are_read_by_full_reference(policy):
+    s = {"geboortedatum": D(2010, 1, 1), "eckid": "e1", "absentie.datum": D(2025, 9, 3),
+         "consents": {"onderzoek": Consent(by="parent", given=D(2025, 1, 1))}}
+    rows = list(policy.filter("uni", "onderzoek", ["leerling.eckid", "absentie.datum"], [s], at=OCT))
+    assert [{"leerling.eckid": "e1", "absentie.datum": D(2025, 9, 3)}] == rows
+
+
+def test_pseudonym_without_key_raises_before_yielding():
+    policy = avgpolicy.loads(SCHOOL)
+    with pytest.raises(ValueError, match="pseudonym_key"):
+        policy.filter("snappet", "leermiddelen", ["leerling.roepnaam", "leerling.id"], [student()], at=OCT)
+    # without a pseudonymised field it works
+    rows = list(policy.filter("snappet", "leermiddelen", ["leerling.roepnaam"], [student()], at=OCT))
+    assert [{"leerling.roepnaam": "Sanne"}] == rows
+
+
+def test_filter_checks_its_arguments(policy):
+    with pytest.raises(TypeError):
+        policy.filter("snappet", "leermiddelen", "leerling.roepnaam", [student()], at=OCT)
+    with pytest.raises(TypeError):
+        policy.filter("snappet", "leermiddelen", ["leerling.roepnaam"], student(), at=OCT)
+    with pytest.raises(TypeError):
+        policy.filter("snappet", "leermiddelen", ["leerling.roepnaam"], [student()], at="2025-10-01")
+
+
+def test_filter_is_lazy_over_a_generator(policy):
+    seen = []
+
+    def source():
+        for i in range(3):
+            seen.append(i)
+            yield student(id=f"s{i}")
+
+    rows = policy.filter("snappet", "leermiddelen", ["leerling.roepnaam"], source(), at=OCT)
+    assert [] == seen
+    assert {"leerling.roepnaam": "Sanne"} == next(rows)
+    assert [0] == seen
+
+
+def test_the_key_never_shows():
+    key = b"do-not-leak-this-key"
+    policy = avgpolicy.loads(SCHOOL, pseudonym_key=key)
+    texts = [repr(policy), repr(policy._pseudonymizer), str(vars(policy._pseudonymizer.__class__))]
+    row = next(policy.filter("snappet", "leermiddelen", ["leerling.id"], [student()], at=OCT))
+    texts.append(repr(row))
+    check = policy.compile("snappet", "leermiddelen", ["leerling.id"])
+    texts.append(check.source)
+    for text in texts:
+        assert key.decode() not in text and key.hex() not in text
+    with pytest.raises(TypeError):
+        Pseudonymizer(b"")
