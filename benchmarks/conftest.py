@@ -1,6 +1,9 @@
 """Benchmark collection and fixtures: ``benchmarks/bench_*.py`` are collected here, and only here.
 
-Run with ``python -m pytest benchmarks -p no:cacheprovider --benchmark-json=.benchmarks/run.json``.
+Run with (the JSON's folder must exist)::
+
+    mkdir -p .benchmarks && python -m pytest benchmarks -p no:cacheprovider --benchmark-json=.benchmarks/run.json
+
 The plain ``python -m pytest`` run (``testpaths = ["tests"]``) never sees these files.
 """
 

@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-COMMAND = "python -m pytest benchmarks -p no:cacheprovider --benchmark-json=.benchmarks/run.json"
+COMMAND = ("mkdir -p .benchmarks && "
+           "python -m pytest benchmarks -p no:cacheprovider --benchmark-json=.benchmarks/run.json")
 REPORT = "python -m benchmarks.report .benchmarks/run.json --write docs/performance.md --notes benchmarks/notes.md"
 QUERIES = ("lesmateriaal", "gemengd", "toets", "bekostiging")
 
