@@ -255,15 +255,18 @@ def test_caret_shows_the_diagnostic_line_after_unicode_line_separators(separator
 
 
 def _big_valid_text(target_bytes: int) -> str:
-    """A valid set of about ``target_bytes``: one catalogue and many generated rule blocks."""
+    """A valid set of about ``target_bytes``: one catalogue and a block of rules per partner.
+
+    As in a real set, a bigger set has more partners, each with its own rules, over a
+    fixed list of 20 purposes; permits do not all pile onto one (partner, purpose, field).
+    """
     parts = [HEADER, "dataset absentie {\n    datum date personal\n    reden text special\n}\n",
-             "consent foto\n"]
+             "consent foto\n", *(f"purpose u{k} \"Doel {k}\"\n" for k in range(20))]
     size = sum(map(len, parts))
     i = 0
     while size < target_bytes:
         block = (f"partner p{i} \"Partner {i}\" {{ agreement \"DPA-{i}\" valid from 2025-01-01 until 2027-12-31 }}\n"
-                 f"purpose u{i}\n"
-                 f"permit r{i} {{\n  partner p{i}, snappet\n  purpose u{i}, leermiddelen\n"
+                 f"permit r{i} {{\n  partner p{i}\n  purpose u{i % 20}, leermiddelen\n"
                  f"  fields leerling.{{school, leerjaar}}, leerling.geboortedatum as year\n"
                  f"  basis {'contract' if i % 2 else 'consent(foto)'}\n"
                  f"  students where school in [\"{i:04d}AB\", \"34CD\"] and (leerjaar >= {i % 8} or age < 12)\n"
