@@ -8,6 +8,7 @@ stored wins and both return it.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
@@ -36,7 +37,9 @@ class CompileCache:
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
-        self._last: tuple[Any, Any] = (_NOTHING, None)  # the last key looked up and its value
+        #: the last key looked up and its value; ``peek`` reads it without the lock
+        self._last: tuple[Any, Any] = (_NOTHING, None)
+        self._peek_hits = itertools.count()  # next() on it is atomic: no lock needed
 
     def get(self, key: Hashable, build: Callable[..., Any], *args: Any) -> Any:
         """The cached value for ``key``, building it with ``build(*args)`` (and storing it) on a miss."""
@@ -59,12 +62,22 @@ class CompileCache:
             self._last = (key, value) if key in self._lru else (_NOTHING, None)
             return value
 
+    def peek(self, key: Hashable) -> Any:
+        """Lock-free fast path: the value if ``key`` was the last one looked up, else None."""
+        last = self._last
+        if last[0] == key:
+            next(self._peek_hits)
+            return last[1]
+        return None
+
     def info(self) -> CacheInfo:
         with self._lock:
-            return CacheInfo(self._hits, self._misses, int(self._lru.maxsize), len(self._lru))
+            peeked = int(repr(self._peek_hits)[6:-1])  # "count(N)"
+            return CacheInfo(self._hits + peeked, self._misses, int(self._lru.maxsize), len(self._lru))
 
     def clear(self) -> None:
         with self._lock:
             self._lru.clear()
             self._last = (_NOTHING, None)
             self._hits = self._misses = 0
+            self._peek_hits = itertools.count()

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .policy import Policy
 
 MEMO_LIMIT = 4096
+CONJUNCTION_TREE_LIMIT = 8  # atoms; the tree grows with the square of this
 
 
 class _Table:
@@ -117,6 +118,21 @@ def _if(test: ast.expr, body: list[ast.stmt], orelse: list[ast.stmt] | None = No
     return ast.If(test=test, body=body or [ast.Pass()], orelse=orelse or [])
 
 
+def _conjuncts(e: n.Expr) -> list[n.Expr] | None:
+    """The atoms of a conjunction (nested ``and`` flattened, in order); None if it has or/not."""
+    if isinstance(e, n.And):
+        out: list[n.Expr] = []
+        for item in e.items:
+            sub = _conjuncts(item)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return out
+    if isinstance(e, (n.Or, n.Not)):
+        return None
+    return [e]
+
+
 def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
     """``if a: ... elif b: ... else: last``."""
     out = last
@@ -171,6 +187,11 @@ class _Gen:
         """T(a) (truth=True) or F(a): guards, then the comparison (or its negation)."""
         if not rt.atom_is_typed(a, self.req.subject):
             return _const(False)
+        guards, test = self.atom_split(a, truth)
+        return _and([*guards, test])
+
+    def atom_split(self, a: n.Expr, truth: bool) -> tuple[list[ast.expr], ast.expr]:
+        """The guards (binding the operands to temps) and the comparison over the temps."""
         guards: list[ast.expr] = []
         test: ast.expr
         if isinstance(a, n.Compare):
@@ -196,7 +217,7 @@ class _Gen:
             test = ast.Compare(left=e, ops=[ast.In() if member else ast.NotIn()], comparators=[c])
         else:
             raise TypeError(f"not an atom: {type(a).__name__}")
-        return _and([*guards, test])
+        return guards, test
 
     def truth(self, e: n.Expr, want: bool) -> ast.expr:
         """T(e) when want is True, F(e) when False (Kleene logic by duality)."""
@@ -238,8 +259,8 @@ class _Gen:
             attrs = tuple(dict.fromkeys(rt.attribute_of(r, self.req.subject) for r in bad))
             return self.set_failure(target, ("missing_attribute", rule, attrs))
 
-        if not rt.atom_is_typed(e, self.req.subject):
-            return missing(refs)
+        if not rt.atom_is_typed(e, self.req.subject) or len({r.name for r in refs}) == 1:
+            return missing(refs)  # (with one reference, that one is the unknown one)
         return self._missing_tree(refs, (), missing)
 
     def _missing_tree(self, refs: tuple[n.Ref, ...], bad: tuple[n.Ref, ...],
@@ -252,6 +273,34 @@ class _Gen:
 
     def diagnose(self, e: n.Expr, rule: RuleInfo, target: str) -> list[ast.stmt]:
         return [_if(self.truth(e, False), self.false_part(e, rule, target), self.unknown_part(e, rule, target))]
+
+    def condition(self, e: n.Expr, rule: RuleInfo, granted: list[ast.stmt], target: str) -> list[ast.stmt]:
+        """``granted`` when ``e`` is true, else the failure (leaf hook or ``target``).
+
+        A conjunction of atoms (the common case) becomes a decision tree that loads each
+        value once on every path; anything else is T(e), then a diagnosis."""
+        atoms = _conjuncts(e)
+        if atoms is None or len(atoms) > CONJUNCTION_TREE_LIMIT:
+            return [_if(self.truth(e, True), granted, self.diagnose(e, rule, target))]
+        return self._conjunction(atoms, 0, None, rule, granted, target)
+
+    def _conjunction(self, atoms: list[n.Expr], i: int, unknown: n.Expr | None, rule: RuleInfo,
+                     granted: list[ast.stmt], target: str) -> list[ast.stmt]:
+        """Atoms ``i`` onwards, all before true, or ``unknown`` the first unknown one."""
+        if i == len(atoms):
+            return granted if unknown is None else self.unknown_part(unknown, rule, target)
+        a = atoms[i]
+        if not rt.atom_is_typed(a, self.req.subject):  # unknown for every student
+            return self._conjunction(atoms, i + 1, unknown or a, rule, granted, target)
+        if unknown is not None:  # the outcome is unknown unless a later atom is false
+            return [_if(self.atom(a, False), self.false_part(a, rule, target),
+                        self._conjunction(atoms, i + 1, unknown, rule, granted, target))]
+        guards, test = self.atom_split(a, True)
+        known = _if(test, self._conjunction(atoms, i + 1, None, rule, granted, target),
+                    self.false_part(a, rule, target))
+        if not guards:
+            return [known]
+        return [_if(_and(guards), [known], self._conjunction(atoms, i + 1, a, rule, granted, target))]
 
     # -- one group of fields -----------------------------------------------------
 
@@ -352,7 +401,7 @@ class _Gen:
             body = granted
         else:
             self.leaf = fail_static
-            body = [_if(self.truth(r.condition, True), granted, self.diagnose(r.condition, r, "x"))]
+            body = self.condition(r.condition, r, granted, "x")
             self.leaf = None
         if later_static and dynamic is None:
             return body  # every path above returns
@@ -362,7 +411,8 @@ class _Gen:
 
     # -- the epoch function ------------------------------------------------------
 
-    def module(self) -> ast.Module:
+    def parts(self) -> tuple[list[ast.stmt], list[ast.stmt]]:
+        """(group function definitions, the statements deciding this epoch over ``s`` and ``day``)."""
         req = self.req
         rep = req.representative(self.epoch)
         agreement_ok = req.known_partner and rt.agreement_active(req.policy.model, req.partner, rep)
@@ -423,8 +473,7 @@ class _Gen:
                         *gbody], decorator_list=[], returns=None))
                     parts.append(_call(gname, _name("s"), _name("day")))
                 body.append(ast.Return(value=_call("_decision", ast.Tuple(elts=parts, ctx=ast.Load()))))
-        defs.append(ast.FunctionDef(name=fname, args=args, body=body, decorator_list=[], returns=None))
-        return ast.fix_missing_locations(ast.Module(body=defs, type_ignores=[]))
+        return defs, body
 
 
 # ---------------------------------------------------------------------------
@@ -489,8 +538,11 @@ class _Request:
             if w.end is not None and w.end < datetime.date.max:
                 bounds.add(w.end + datetime.timedelta(days=1))
         self.boundaries = sorted(bounds)
-        self.epochs: list[Callable[[Any, datetime.date], Decision] | None] = [None] * (len(self.boundaries) + 1)
-        self.modules: dict[int, ast.Module] = {}
+        self.parts: dict[int, tuple[list[ast.stmt], list[ast.stmt]]] = {}
+        self.order: list[int] = []
+        self.ready: set[int] = set()
+        self.check: Any = None
+        self.namespace.update(_last=(_NOTHING, None, -1), _resolve=self.resolve, _fallback=self.fallback)
         self.lock = threading.Lock()
         self.serial = next(_serial)
         self.filenames: list[str] = []
@@ -545,33 +597,64 @@ class _Request:
             if epoch < len(self.boundaries) else "..."
         return f"{start} to {end}"
 
-    def specialise(self, epoch: int) -> Callable[[Any, datetime.date], Decision]:
+    def specialise(self, epoch: int) -> None:
+        """Generate the code for ``epoch`` (once) and put it into the held function."""
         with self.lock:
-            fn = self.epochs[epoch]
-            if fn is not None:
-                return fn
-            tree = _Gen(self, epoch).module()
-            source = ast.unparse(tree)
-            filename = f"<avgpolicy {self.partner}/{self.purpose} #{self.serial} epoch {epoch}>"
-            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-            self.filenames.append(filename)
-            exec(compile(tree, filename, "exec"), self.namespace)  # code built from ast nodes only
-            fn = self.namespace[f"_epoch_{epoch}"]
-            self.modules[epoch] = tree
-            self.epochs[epoch] = fn
-            return fn
+            if epoch in self.ready:
+                return
+            self.parts[epoch] = _Gen(self, epoch).parts()
+            self.order.insert(0, epoch)  # the newest epoch is tested first
+            self._rebuild()
+            self.ready.add(epoch)  # only now is it in the held function's code
 
-    def resolve(self, at: Any) -> tuple[datetime.date, Callable[[Any, datetime.date], Decision]]:
+    def _rebuild(self) -> None:
+        """Generate ``check(s, at=None)`` with every specialised epoch inlined; swap it into the
+        held function (``__code__``), so that the hot path is a single call."""
+        unpack = ast.Tuple(elts=[_store("a"), _store("day"), _store("e")], ctx=ast.Store())
+        prologue: list[ast.stmt] = [  # a, day, e = _last; if at is not a: a, day, e = _resolve(at)
+            ast.Assign(targets=[unpack], value=_name("_last")),
+            _if(ast.Compare(left=_name("at"), ops=[ast.IsNot()], comparators=[_name("a")]),
+                [ast.Assign(targets=[unpack], value=_call("_resolve", _name("at")))])]
+        branches = [(ast.Compare(left=_name("e"), ops=[ast.Eq()], comparators=[_const(i)]),
+                     self.parts[i][1])
+                    for i in self.order]
+        body = [*prologue, *_chain(branches, [ast.Return(value=_call("_fallback", _name("s"), _name("day")))])]
+        args = ast.arguments(posonlyargs=[], args=[ast.arg(arg="s"), ast.arg(arg="at")], vararg=None,
+                             kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[_const(None)])
+        doc = ast.Expr(value=_const(f"decide {self.partner}/{self.purpose} for fields {', '.join(self.fields)}"))
+        defs = [d for i in sorted(self.parts) for d in self.parts[i][0]]
+        tree = ast.fix_missing_locations(ast.Module(body=[
+            *defs, ast.FunctionDef(name="check", args=args, body=[doc, *body], decorator_list=[], returns=None)],
+            type_ignores=[]))
+        source = ast.unparse(tree)
+        filename = f"<avgpolicy {self.partner}/{self.purpose} #{self.serial}.{len(self.filenames)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        self.filenames.append(filename)
+        exec(compile(tree, filename, "exec"), self.namespace)  # code built from ast nodes only
+        new = self.namespace["check"]
+        if self.check is None:
+            self.check = new
+            self.namespace["_check"] = new
+        else:
+            self.check.__code__ = new.__code__
+        self.check.code_tree = tree
+        self.check.source = source
+
+    def resolve(self, at: Any) -> tuple[Any, datetime.date, int]:
+        """(at, local day, epoch) for a moment; the epoch is specialised if it was not yet."""
         day = rt.local_day(at, self.policy.zone)
-        i = bisect.bisect_right(self.boundaries, day)
-        fn = self.epochs[i]
-        if fn is None:
-            fn = self.specialise(i)
-        return day, fn
+        epoch = bisect.bisect_right(self.boundaries, day)
+        if epoch not in self.ready:
+            self.specialise(epoch)
+        resolved = (at, day, epoch)
+        if at is not None:
+            self.namespace["_last"] = resolved
+        return resolved
 
-    def code_tree(self) -> ast.Module:
-        body = [stmt for i in sorted(self.modules) for stmt in self.modules[i].body]
-        return ast.Module(body=body, type_ignores=[])
+    def fallback(self, s: Any, day: datetime.date) -> Decision:
+        """Reached only by a call that specialised a new epoch while running the old code."""
+        assert self.check is not None
+        return self.check(s, day)  # type: ignore[no-any-return]
 
 
 def _forget(filenames: list[str]) -> None:
@@ -582,53 +665,22 @@ def _forget(filenames: list[str]) -> None:
 def compile_request(policy: Policy, partner: str, purpose: str, fields: Sequence[str]) -> Any:
     """The decision function ``check(student, at=None) -> Decision`` for one request.
 
-    Attributes: ``source`` (generated Python of the epochs specialised so far, via ast.unparse),
-    ``code_tree`` (their ``ast.Module``), ``boundaries`` (local dates where rules or agreements
-    begin or end), ``specialise_all()`` (generate every epoch now).
+    Attributes: ``source`` (the generated Python, via ast.unparse, with every epoch specialised
+    so far), ``code_tree`` (its ``ast.Module``), ``boundaries`` (local dates where rules or
+    agreements begin or end), ``specialise_all()`` (generate every epoch now), ``request``.
     """
     req = _Request(policy, partner, purpose, fields)
-    resolve = req.resolve
-    last: tuple[Any, Any, Any] = (_NOTHING, None, None)
-
-    def check(student: Any, at: datetime.date | datetime.datetime | None = None) -> Decision:
-        nonlocal last
-        c = last
-        if at is c[0]:
-            return c[2](student, c[1])
-        day, fn = resolve(at)
-        if at is not None:
-            last = (at, day, fn)
-        return fn(student, day)
+    req.resolve(None)  # builds the function, with the epoch of today
+    check = req.check
+    assert check is not None
 
     def specialise_all() -> None:
-        for i in range(len(req.epochs)):
+        for i in range(len(req.boundaries) + 1):
             req.specialise(i)
 
-    def source() -> str:
-        return ast.unparse(req.code_tree())
-
     check.__qualname__ = check.__name__ = f"check<{partner}/{purpose}>"
-    check.boundaries = tuple(req.boundaries)  # type: ignore[attr-defined]
-    check.specialise_all = specialise_all  # type: ignore[attr-defined]
-    check.request = (partner, purpose, tuple(fields))  # type: ignore[attr-defined]
-    _attach(check, req)
+    check.boundaries = tuple(req.boundaries)
+    check.specialise_all = specialise_all
+    check.request = (partner, purpose, tuple(fields))
     weakref.finalize(check, _forget, req.filenames)
-    resolve(None)  # specialise the epoch of today, so that ``source`` shows something
     return check
-
-
-def _attach(check: Any, req: _Request) -> None:
-    """Expose the generated code; ``source``/``code_tree`` are refreshed when an epoch is specialised."""
-    original = req.specialise
-
-    def specialise(epoch: int) -> Callable[[Any, datetime.date], Decision]:
-        fn = original(epoch)
-        with req.lock:
-            tree = req.code_tree()
-            check.code_tree = tree
-            check.source = ast.unparse(tree)
-        return fn
-
-    req.specialise = specialise  # type: ignore[method-assign]
-    check.code_tree = req.code_tree()
-    check.source = ""

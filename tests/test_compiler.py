@@ -28,7 +28,7 @@ def test_compiled_function_exposes_source_and_code_tree(policy):
     check(GROEP5, OCT)
     assert isinstance(check.code_tree, ast.Module)
     assert check.source == ast.unparse(check.code_tree)
-    assert "def _epoch_" in check.source
+    assert "def check(s, at=None)" in check.source
     assert "'12AB'" in check.source and "3 <= " in check.source
     # the generated code compiles on its own (no pasted text)
     compile(check.code_tree, "<test>", "exec")
@@ -61,7 +61,8 @@ def test_generated_code_has_no_builtins_and_only_ast_constants(policy):
         if isinstance(node, ast.Constant):
             assert node.value is None or type(node.value) in (str, int, bool, tuple)
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            assert node.id.startswith("_") or node.id in {"s", "day", "r", "x", "c"} or node.id[0] == "f"
+            locals_ = {"s", "a", "at", "day", "e", "r", "x", "c"}
+            assert node.id.startswith("_") or node.id in locals_ or node.id[0] == "f"
 
 
 def test_source_is_registered_in_linecache_and_forgotten_with_the_function(policy):
@@ -69,7 +70,7 @@ def test_source_is_registered_in_linecache_and_forgotten_with_the_function(polic
     check(GROEP5, OCT)
     names = [f for f in linecache.cache if f.startswith("<avgpolicy snappet/leermiddelen")]
     assert names
-    assert any("def _epoch_" in "".join(linecache.cache[f][2]) for f in names)
+    assert any("def check(s, at=None)" in "".join(linecache.cache[f][2]) for f in names)
     policy._cache.clear()
     del check
     gc.collect()
@@ -101,8 +102,9 @@ def test_held_function_is_never_stale_across_boundaries(policy):
 def test_specialise_all_generates_every_epoch(policy):
     check = policy.compile("snappet", "leermiddelen", ["leerling.roepnaam"])
     check.specialise_all()
-    names = {n.name for n in check.code_tree.body if isinstance(n, ast.FunctionDef)}
-    assert {f"_epoch_{i}" for i in range(len(check.boundaries) + 1)} == names
+    epochs = {node.comparators[0].value for node in ast.walk(check.code_tree)
+              if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "e"}
+    assert set(range(len(check.boundaries) + 1)) == epochs
 
 
 def test_cost_does_not_depend_on_unrelated_rules():
@@ -184,3 +186,34 @@ def test_concurrent_decisions_agree_with_the_interpreter(policy):
     for t in threads:
         t.join()
     assert [] == errors
+
+
+def _race_new_epochs() -> None:
+    policy = avgpolicy.loads(SCHOOL)
+    fields = ["leerling.roepnaam", "leerling.achternaam"]
+    check = policy.compile("snappet", "leermiddelen", fields)
+    student = {**GROEP5, "actief": True}
+    days = [D(2025, 7, 31), D(2025, 8, 1), D(2025, 9, 1), D(2026, 7, 1), D(2026, 8, 1)] * 2
+    expected = [policy.decide("snappet", "leermiddelen", fields, student, at=day, engine="interpreted")
+                for day in days]
+    barrier = threading.Barrier(len(days))
+    results: dict[int, object] = {}
+
+    def work(i: int) -> None:
+        barrier.wait()
+        for _ in range(50):
+            results[i] = check(student, at=days[i])
+            if results[i] != expected[i]:
+                return
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(days))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert expected == [results[i] for i in range(len(days))]
+
+
+def test_concurrent_first_calls_in_new_epochs_never_recurse_or_go_stale():
+    for _ in range(5):
+        _race_new_epochs()
