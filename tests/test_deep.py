@@ -12,6 +12,9 @@ variants keep the same code exercised in the default run.
 from __future__ import annotations
 
 import datetime
+import os
+import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -32,6 +35,19 @@ _deep = settings(max_examples=DEEP, deadline=None, print_blob=True, database=Non
                  suppress_health_check=list(HealthCheck))
 _small = settings(max_examples=max(_BASE // 4, 20), deadline=None, print_blob=True,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+_counts: Counter[str] = Counter()
+
+
+def progress(name: str) -> None:
+    """With AVG_DEEP_PROGRESS=FILE, append a line every 1,000 examples (long runs show how far they got)."""
+    path = os.environ.get("AVG_DEEP_PROGRESS")
+    if path:
+        _counts[name] += 1
+        if _counts[name] % 1000 == 0:
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(f"{time.strftime('%H:%M:%S')} {name}: {_counts[name]} examples\n")
 
 
 def agree(policy: avgpolicy.Policy, partner: str, purpose: str, fields: list[str], student: Any, at: Any) -> None:
@@ -94,12 +110,14 @@ _engine_queries = st.lists(st.tuples(requests(), students(), moments()), min_siz
 
 
 def _engine_differential(file: Any, queries: list) -> None:
+    progress("engine differential")
     policy = build(file)
     for (partner, purpose, fields), student, at in queries:
         agree(policy, partner, purpose, fields, student, at)
 
 
 def _engine_filter(file: Any, req: tuple, batch: list, at: Any) -> None:
+    progress("engine filter")
     policy = build(file, pseudonym_key=KEY)
     partner, purpose, fields = req
     filter_agrees(policy, partner, purpose, fields, batch, at)
@@ -145,6 +163,7 @@ def _text_cases(draw: st.DrawFn) -> tuple[avgpolicy.Policy, list]:
 
 
 def _text_differential(case: tuple[avgpolicy.Policy, list]) -> None:
+    progress("text differential+filter")
     policy, queries = case
     for (partner, purpose, fields), batch, at in queries:
         for student in batch:
