@@ -7,17 +7,26 @@ Decisions, helpers) goes into the exec namespace under generated names (``_v3``)
 Policy identifiers (which may contain ``-``) never become Python identifiers.
 
 Time. Windows are inclusive whole local days, so the set of rules and agreements
-in force changes only at local-date boundaries. The compiled callable holds the
-sorted boundary dates; each *epoch* between two boundaries gets its own generated
-function, built lazily on first use. Resolving ``at`` is a bisect (skipped when the
-same ``at`` object is passed again), so a function held for months is never stale.
+in force changes only at local-date boundaries. A request holds the sorted boundary
+dates; the code for each *epoch* between two boundaries is generated lazily, on the
+first call that falls in it. Resolving ``at`` is a bisect (skipped when the same
+``at`` object as last time is passed), so a function held for months is never stale.
+
+The held function. ``check(s, at=None)`` is itself generated: a short prologue
+(``a, day, e = _last``; resolve ``at`` unless it is the last one), then one branch
+per specialised epoch. When a call needs a new epoch, the function is regenerated
+with that epoch inlined and its ``__code__`` is swapped under a lock (a frame still
+running the old code finds the epoch missing and calls the function again once), so
+a decision costs a single Python call.
 
 Outcomes. Fields governed by the same rules form a *group* that is decided once.
 A group's outcome is a tuple of reason-spec ids (see ``runtime``); the Decision for
 an outcome is built once and shared (immutable): the allowed path returns a
 prebuilt constant, other paths are memoised.
 
-Conditions. For each condition E two plain Python boolean expressions are generated:
+Conditions. A conjunction of atoms (the usual ``students where``) becomes a decision
+tree that loads each value once on every path and ends in the reason directly. For
+any other condition E two plain Python boolean expressions are generated:
 T(E) "E is true" and F(E) "E is false" (Kleene logic by duality: T(a and b) =
 T(a) and T(b), F(a and b) = F(a) or F(b), T(not a) = F(a), ...). Every field load
 is guarded by an exact type check, so a missing or ill-typed value makes both T
@@ -234,7 +243,7 @@ class _Gen:
     def set_failure(self, target: str, spec: rt.Spec) -> list[ast.stmt]:
         """A diagnosis leaf: emit the outcome directly if the permit hook allows, else set ``target``."""
         sid = self.req.spec_id(spec)
-        if self.leaf is not None and target == "x":
+        if self.leaf is not None and target == "_x":
             direct = self.leaf(sid)
             if direct is not None:
                 return direct
@@ -314,17 +323,17 @@ class _Gen:
             return emit(tuple(req.spec_id(("forbidden", r, None)) for r in forbids))
         if forbids:
             # fast test: every forbid's condition is false; otherwise collect their reasons
-            slow: list[ast.stmt] = [_assign("r", _const(()))]
+            slow: list[ast.stmt] = [_assign("_r", _const(()))]
             for r in forbids:
                 forbidden = req.spec_id(("forbidden", r, None))
                 if r.condition is None:
-                    slow.append(_append("r", _const((forbidden,))))
+                    slow.append(_append("_r", _const((forbidden,))))
                     continue
-                unknown = self.unknown_part(r.condition, r, "x")
-                unknown.append(_append("r", ast.Tuple(elts=[_const(forbidden), _name("x")], ctx=ast.Load())))
-                slow.append(_if(self.truth(r.condition, True), [_append("r", _const((forbidden,)))],
+                unknown = self.unknown_part(r.condition, r, "_x")
+                unknown.append(_append("_r", ast.Tuple(elts=[_const(forbidden), _name("_x")], ctx=ast.Load())))
+                slow.append(_if(self.truth(r.condition, True), [_append("_r", _const((forbidden,)))],
                                 [_if(_not(self.truth(r.condition, False)), unknown)]))
-            slow.extend(emit(_name("r")))
+            slow.extend(emit(_name("_r")))
             none_applies = _and([self.truth(r.condition, False) if r.condition is not None else _const(False)
                                  for r in forbids])
             body.append(_if(_not(none_applies), slow))
@@ -382,15 +391,15 @@ class _Gen:
                 failed_consent = emit(_Table(tuple(None if c in (rt.CONSENT_OK, rt.CONSENT_INFORM)
                                                    else (*failures, x, *suffix)
                                                    for c, x in zip(rt.CONSENT_STATUSES, no_consent, strict=True)),
-                                             _name("c")))
+                                             _name("_c")))
             else:
-                failed_consent = [_assign("x", ast.Subscript(value=_const(tuple(no_consent)), slice=_name("c"),
+                failed_consent = [_assign("_x", ast.Subscript(value=_const(tuple(no_consent)), slice=_name("_c"),
                                                              ctx=ast.Load()))]
             inform = req.spec_id(("inform_student", r, topic))
-            granted = [_assign("c", status),
-                       _if(ast.Compare(left=_name("c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_OK)]),
+            granted = [_assign("_c", status),
+                       _if(ast.Compare(left=_name("_c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_OK)]),
                            emit((allowed,)),
-                           [_if(ast.Compare(left=_name("c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_INFORM)]),
+                           [_if(ast.Compare(left=_name("_c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_INFORM)]),
                                 emit((allowed, inform)), failed_consent)])]
         else:
             granted = emit((allowed,))
@@ -401,13 +410,13 @@ class _Gen:
             body = granted
         else:
             self.leaf = fail_static
-            body = self.condition(r.condition, r, granted, "x")
+            body = self.condition(r.condition, r, granted, "_x")
             self.leaf = None
         if later_static and dynamic is None:
             return body  # every path above returns
         # failing paths fall through with the failure id in x
-        name = f"f{i}"
-        return [*body, _assign(name, so_far(_name("x"))), *self.permits(permits, i + 1, name, (), emit)]
+        name = f"_f{i}"
+        return [*body, _assign(name, so_far(_name("_x"))), *self.permits(permits, i + 1, name, (), emit)]
 
     # -- the epoch function ------------------------------------------------------
 
@@ -610,12 +619,12 @@ class _Request:
     def _rebuild(self) -> None:
         """Generate ``check(s, at=None)`` with every specialised epoch inlined; swap it into the
         held function (``__code__``), so that the hot path is a single call."""
-        unpack = ast.Tuple(elts=[_store("a"), _store("day"), _store("e")], ctx=ast.Store())
+        unpack = ast.Tuple(elts=[_store("_a"), _store("day"), _store("_e")], ctx=ast.Store())
         prologue: list[ast.stmt] = [  # a, day, e = _last; if at is not a: a, day, e = _resolve(at)
             ast.Assign(targets=[unpack], value=_name("_last")),
-            _if(ast.Compare(left=_name("at"), ops=[ast.IsNot()], comparators=[_name("a")]),
+            _if(ast.Compare(left=_name("at"), ops=[ast.IsNot()], comparators=[_name("_a")]),
                 [ast.Assign(targets=[unpack], value=_call("_resolve", _name("at")))])]
-        branches = [(ast.Compare(left=_name("e"), ops=[ast.Eq()], comparators=[_const(i)]),
+        branches = [(ast.Compare(left=_name("_e"), ops=[ast.Eq()], comparators=[_const(i)]),
                      self.parts[i][1])
                     for i in self.order]
         body = [*prologue, *_chain(branches, [ast.Return(value=_call("_fallback", _name("s"), _name("day")))])]

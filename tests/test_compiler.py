@@ -61,7 +61,7 @@ def test_generated_code_has_no_builtins_and_only_ast_constants(policy):
         if isinstance(node, ast.Constant):
             assert node.value is None or type(node.value) in (str, int, bool, tuple)
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            locals_ = {"s", "a", "at", "day", "e", "r", "x", "c"}
+            locals_ = {"s", "at", "day"}
             assert node.id.startswith("_") or node.id in locals_ or node.id[0] == "f"
 
 
@@ -103,7 +103,7 @@ def test_specialise_all_generates_every_epoch(policy):
     check = policy.compile("snappet", "leermiddelen", ["leerling.roepnaam"])
     check.specialise_all()
     epochs = {node.comparators[0].value for node in ast.walk(check.code_tree)
-              if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "e"}
+              if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "_e"}
     assert set(range(len(check.boundaries) + 1)) == epochs
 
 
