@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks import baseline, gen
-from benchmarks.support import RECORDS, call_loop, decide_loop, records, tag
+from benchmarks.support import RECORDS, call_loop, decide_loop, mixed_loops, records, tag
 
 SIZE = 100
 QUERIES = {q.name: q for q in gen.QUERIES}
@@ -35,6 +35,16 @@ def test_decide(benchmark: Any, checked: Any, name: str) -> None:
 def test_baseline(benchmark: Any, name: str) -> None:
     tag(benchmark, engine="baseline", case=f"baseline {name}", size=SIZE, units=RECORDS)
     benchmark(call_loop(baseline.BY_QUERY[name]))
+
+
+def test_decide_mixed(benchmark: Any, checked: Any) -> None:
+    tag(benchmark, engine="avgpolicy", case="decide mixed", size=SIZE, units=RECORDS)
+    benchmark(mixed_loops(checked(SIZE))[0])
+
+
+def test_baseline_mixed(benchmark: Any, checked: Any) -> None:
+    tag(benchmark, engine="baseline", case="baseline mixed", size=SIZE, units=RECORDS)
+    benchmark(mixed_loops(checked(SIZE))[1])
 
 
 def test_filter(benchmark: Any, checked: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks import baseline, gen
-from benchmarks.support import RECORDS, call_loop, decide_loop, interleaved, records, tag
+from benchmarks.support import RECORDS, call_loop, decide_loop, interleaved, mixed_loops, records, tag
 
 ROUNDS = 60
 HOT_SIZE = 100
@@ -25,8 +25,9 @@ def test_interleaved(benchmark: Any, checked: Any) -> None:
                                                                       fields=list(q.fields)))
         runs[f"decide {q.name}@{HOT_SIZE}"] = decide_loop(pol, q)
         runs[f"baseline {q.name}@{HOT_SIZE}"] = call_loop(baseline.BY_QUERY[q.name])
-    q, students, at = gen.FILTER, records(), gen.AT
     pol = checked(HOT_SIZE)
+    runs[f"decide mixed@{HOT_SIZE}"], runs[f"baseline mixed@{HOT_SIZE}"] = mixed_loops(pol)
+    q, students, at = gen.FILTER, records(), gen.AT
 
     def filter_run() -> None:
         for _ in pol.filter(q.partner, q.purpose, list(q.fields), students, at=at):

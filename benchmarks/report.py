@@ -114,6 +114,8 @@ def rows(run: Run) -> list[list[str]]:
              (f"baseline {name}", hot), 1.5)
     for name in QUERIES:
         pair(f"`decide` / hand-written, `{name}`", (f"decide {name}", hot), (f"baseline {name}", hot), 4)
+    pair("`decide` / hand-written, mixed traffic (the four requests in turn)", ("decide mixed", hot),
+         ("baseline mixed", hot), 4)
     flt = run.unit("filter gemengd", hot)
     rate = f" ({1 / flt:,.0f} records/s)" if flt else ""
     pair(f"`filter` / hand-written check-and-project loop, per record{rate}", ("filter gemengd", hot),

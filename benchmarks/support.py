@@ -104,3 +104,25 @@ def interleaved(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, fl
             runs[name]()
             best[name] = min(best[name], time.perf_counter() - t)
     return best
+
+
+def mixed_loops(pol: avgpolicy.Policy, at: datetime.date = gen.AT) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Rounds of mixed traffic: record ``i`` is asked the scenario's request ``i mod 4``.
+
+    Consecutive calls differ, so no last-request shortcut applies: ``decide`` finds its
+    function in the cache every time. Returns (the decide round, the hand-written round).
+    """
+    students, queries = records(), gen.QUERIES
+    asks = [(s, queries[i % len(queries)]) for i, s in enumerate(students)]
+    ours = [(s, q.partner, q.purpose, list(q.fields)) for s, q in asks]
+    hand = [(s, baseline.BY_QUERY[q.name]) for s, q in asks]
+    decide = pol.decide
+
+    def decide_run() -> None:
+        for s, partner, purpose, fields in ours:
+            decide(partner=partner, purpose=purpose, fields=fields, student=s, at=at)
+
+    def baseline_run() -> None:
+        for s, fn in hand:
+            fn(s, at)
+    return decide_run, baseline_run
