@@ -18,7 +18,7 @@ from benchmarks import gen
 from benchmarks.support import PSEUDONYM_KEY, RECORDS, call_loop, decide_loop, tag
 
 #: timed rounds per size for the (slow) load benchmark
-LOAD_ROUNDS = {10: 10, 100: 5, 1_000: 3, 10_000: 3}
+LOAD_ROUNDS = {10: 10, 100: 5, 1_000: 5, 10_000: 5}
 
 
 @pytest.fixture(scope="module")

@@ -127,9 +127,14 @@ def rows(run: Run) -> list[list[str]]:
                  (case, sizes[0]), 1.2 if size == max(sizes) else None)
     for size in run.sizes("load+validate+compile"):
         t = run.unit("load+validate+compile", size)
+        cpu = run.info("load+validate+compile", size).get("phases", {}).get("CPU in all")
         big = size == 10_000
-        out.append([f"load + validate + compile, {size:,} rules", _time(t), "", "", "", "≤ 5 s" if big else "",
-                    _verdict(t, 5.0) if big else ""])
+        verdict = _verdict(t, 5.0) if big else ""
+        if big and t is not None and t > 5.0 and cpu is not None and cpu <= 5.0:
+            verdict += " on wall time (CPU time within)"
+        out.append([f"load + validate + compile, {size:,} rules (wall)",
+                    _time(t), f"CPU {_time(cpu)}" if cpu is not None else "", "", "", "≤ 5 s" if big else "",
+                    verdict])
     for peer in ("cedar", "casbin"):
         for size in run.sizes(f"{peer} decision"):
             pair(f"{peer} / avgpolicy `decide`, per decision, {size:,} rules", (f"{peer} decision", size),
@@ -186,7 +191,11 @@ def document(run: Run, notes: str = "") -> str:
         "Measured, not estimated: every figure below comes from one run of the benchmark suite on the machine "
         "described at the end, written into this page by `benchmarks/report.py`. Times are per decision or per "
         f"student record, from the fastest round (`{run.stat}`) of each benchmark; the reference column is the "
-        "hand-written Python baseline, the same measure on the 10-rule set, or the peer engine.",
+        "hand-written Python baseline, the same measure on the 10-rule set, or the peer engine; for loads it is the "
+        "CPU time of one load (`time.process_time`), which leaves out time other processes on the shared "
+        "machine took. The *interleaved* column comes from `bench_interleaved.py`, which times every hot-path "
+        "loop and its reference in turns (fastest of 60 rounds each), so a busy spell of the machine hits both "
+        "sides alike; a verdict takes the less favourable of the two ratios.",
         "",
         table(run),
         "",
