@@ -183,7 +183,7 @@ class FastParser:
         return None, None
 
     # -- declarations ---------------------------------------------------------
-    def declaration(self) -> n.Declaration:
+    def declaration(self, *, last: bool = True) -> n.Declaration:
         tok = self.peek()
         if tok[0] != "IDENT":
             raise Fallback
@@ -193,7 +193,7 @@ class FastParser:
         if method is None:
             raise Fallback
         decl = method()
-        if self.toks[self.i][0] != "EOF":
+        if last and self.toks[self.i][0] != "EOF":
             raise Fallback
         return decl
 
@@ -613,3 +613,12 @@ class FastParser:
 def parse_declaration(file: str, chunk: str, first_line: int, reserved: frozenset[str]) -> n.Declaration:
     """One declaration's nodes, exactly as Lark would build them, or ``Fallback``."""
     return FastParser(file, tokenize(chunk, first_line), reserved).declaration()
+
+
+def parse_declarations(file: str, chunk: str, first_line: int, reserved: frozenset[str]) -> list[n.Declaration]:
+    """The declarations of a chunk (usually one; several may share a line), or ``Fallback``."""
+    parser = FastParser(file, tokenize(chunk, first_line), reserved)
+    out = [parser.declaration(last=False)]
+    while parser.toks[parser.i][0] != "EOF":
+        out.append(parser.declaration(last=False))
+    return out

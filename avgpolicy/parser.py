@@ -261,7 +261,7 @@ def _mistake(exc: UnexpectedInput) -> str | None:
         for label, examples in _MISTAKES.items():
             for text in examples:
                 try:
-                    lark.parse(text, start="declaration")
+                    lark.parse(text, start="start")
                 except UnexpectedInput as example:
                     key = _error_key(example)
                     if key is not None:
@@ -274,7 +274,7 @@ def _mistake(exc: UnexpectedInput) -> str | None:
 def _accepts_before(prefix: str) -> frozenset[str]:
     """The terminals the parser would accept after ``prefix`` (empty if the prefix is itself wrong)."""
     try:
-        interactive = get_parser().parse_interactive(prefix, start="declaration")
+        interactive = get_parser().parse_interactive(prefix, start="start")
         interactive.exhaust_lexer()
         return frozenset(interactive.accepts()) - {t.upper() for t in DECLARATION_KEYWORDS}
     except Exception:
@@ -324,18 +324,17 @@ class _FileParser:
             self._line_offset = first_line - 1
             if self.fast:
                 try:
-                    decls.append(fastparse.parse_declaration(self.source.file, chunk, first_line, self.reserved))
+                    decls.extend(fastparse.parse_declarations(self.source.file, chunk, first_line, self.reserved))
                     continue
                 except fastparse.Fallback:
                     pass  # Lark parses it and reports what is wrong
             try:
-                tree = get_parser().parse(chunk, start="declaration", on_error=self._keyword_as_name)
+                # a chunk usually holds one declaration, but several may share a line
+                tree = get_parser().parse(chunk, start="start", on_error=self._keyword_as_name)
             except UnexpectedInput as exc:
                 self._syntax_error(exc, chunk)
                 continue
-            decl = self._transform(tree)
-            if decl is not None:
-                decls.append(decl)
+            decls.extend(self._transform(tree))
         return n.File(self.source.file, tuple(decls),
                       span=Span(self.source.file, 1, 1, max(1, text.count("\n") + 1), 1))
 
@@ -370,8 +369,12 @@ class _FileParser:
         if isinstance(exc, (UnexpectedToken, UnexpectedEOF)):
             tok = exc.token
             allowed = set(getattr(exc, "accepts", None) or exc.expected or ())
-            if "$END" in allowed:  # a new declaration would start a new chunk anyway
-                allowed -= {t.upper() for t in DECLARATION_KEYWORDS}
+            starters = {t.upper() for t in DECLARATION_KEYWORDS}
+            if "$END" in allowed:
+                if allowed - {"$END"} <= starters:  # between declarations: one must start here
+                    allowed.discard("$END")
+                else:  # a declaration that may end here: say what may follow within it
+                    allowed -= starters
             expected = describe_expected(frozenset(allowed))
             label = _mistake(exc)
             hint = _MISTAKE_HELP.get(label) if label else None
@@ -404,7 +407,7 @@ class _FileParser:
         return Span(self.source.file, line, max(1, col), line, max(2, col + 1))
 
     # -- tree -> nodes (iterative, bottom-up) -------------------------------
-    def _transform(self, tree: Tree) -> n.Declaration | None:
+    def _transform(self, tree: Tree) -> list[n.Declaration]:
         results: dict[int, Any] = {}
         depth: dict[int, int] = {}
         too_deep = False
@@ -429,6 +432,9 @@ class _FileParser:
             method: Callable[..., Any] = getattr(self, f"t_{sub.data}")
             results[id(sub)] = method(sub.meta, kids)
         return results[id(tree)]
+
+    def t_start(self, meta: Any, kids: list[Any]) -> list[n.Declaration]:
+        return [k for k in kids if k is not None]
 
     # terminals
     def t_name(self, meta: Any, kids: list[Token]) -> n.Name:

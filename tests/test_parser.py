@@ -332,3 +332,12 @@ def test_a_keyword_as_a_name_costs_only_that_name():
     assert [("E004", 2, 3)] == [(d.code, d.line, d.column) for d in diags]
     (ds,) = f.declarations
     assert ["at", "roepnaam"] == [fd.name.value for fd in ds.fields]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_several_declarations_on_one_line(fast):
+    text = 'purpose a purpose b "B" consent c reconfirm_at_16 permit r { partner x } forbid s { fields l.x }\n'
+    f, diags = parse(Source("t.avg", text), fast=fast)
+    assert [] == diags
+    assert ["a", "b", "c", "r", "s"] == [d.name.value for d in f.declarations]
+    assert [1, 11, 25, 51, 74] == [d.span.column for d in f.declarations]
