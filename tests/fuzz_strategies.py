@@ -391,6 +391,50 @@ def policy_specs(draw: st.DrawFn, *, max_rules: int = 6, with_tests: bool = True
     return PolicySpec(tuple(datasets), tuple(partners), tuple(purposes), tuple(topics), tuple(rules), tuple(tests))
 
 
+def rename_spec(spec: PolicySpec, rename: Any) -> PolicySpec:
+    """The same set with every declared name and field name passed through ``rename``
+    (`geboortedatum` and the built-in `age` keep their meaning and their names)."""
+    def r(name: str) -> str:
+        return name if name in (BIRTHDATE, "age") else rename(name)
+
+    def sel(x: Selector | None) -> Selector | None:
+        return None if x is None else Selector(x.everything, tuple(map(r, x.names)))
+
+    def expr(e: Expr) -> Expr:
+        kind = e[0]
+        if kind in ("cmp", "inlist", "range"):
+            return (kind, r(e[1]), *e[2:])
+        if kind == "inset":
+            return (kind, e[1], r(e[2]), e[3])
+        if kind in ("not", "paren"):
+            return (kind, expr(e[1]))
+        return (kind, tuple(expr(x) for x in e[1]))
+
+    def ref(x: RefSpec) -> RefSpec:
+        return RefSpec(r(x.dataset), tuple(map(r, x.fields)), x.transform, x.group)
+
+    def basis(b: str | None) -> str | None:
+        if b is not None and b.startswith("consent("):
+            return f"consent({r(b[8:-1])})"
+        return b
+
+    return PolicySpec(
+        tuple(DatasetSpec(r(d.name), d.title, d.subject,
+                          tuple(FieldSpec(r(f.name), f.type, f.sensitivity) for f in d.fields))
+              for d in spec.datasets),
+        tuple(PartnerSpec(r(p.name), p.title, p.agreements, p.braces) for p in spec.partners),
+        tuple(NamedSpec(r(u.name), u.title, u.reconfirm) for u in spec.purposes),
+        tuple(NamedSpec(r(t.name), t.title, t.reconfirm) for t in spec.topics),
+        tuple(RuleSpec(x.effect, r(x.name), sel(x.partner), sel(x.purpose), tuple(map(ref, x.refs)),
+                       basis(x.basis), x.art9, None if x.condition is None else expr(x.condition), x.window,
+                       x.retain, x.note) for x in spec.rules),
+        tuple(TestSpec(t.name and r(t.name), t.at, r(t.partner), r(t.purpose),
+                       tuple((r(k), v) for k, v in t.student),
+                       tuple((r(c[0]), *c[1:]) for c in t.consents),
+                       tuple((a, tuple(map(ref, refs)), b) for a, refs, b in t.expects)) for t in spec.tests),
+    )
+
+
 # ---------------------------------------------------------------------------
 # Rendering
 

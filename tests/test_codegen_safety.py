@@ -17,7 +17,7 @@ import datetime
 import re
 
 import pytest
-from fuzz_strategies import Layout, policy_specs, render, requests_for
+from fuzz_strategies import Layout, policy_specs, rename_spec, render, requests_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -212,13 +212,18 @@ def test_decisions_under_hostile_names_are_right() -> None:
 @settings(max_examples=40, deadline=None)
 @given(policy_specs(max_rules=5, with_tests=False), st.data())
 def test_generated_sets_compile_to_inert_code(spec, data: st.DataObject) -> None:
-    """Any generated set: identifiers never become Python names; free names are namespace entries."""
-    policy = avgpolicy.loads(render(spec, Layout(1)))
+    """Any generated set: the names in the generated code do not depend on the policy's
+    identifiers (renaming them all gives the same names), and free names are namespace entries."""
+    renamed = rename_spec(spec, lambda name: "q" + name)
     partner, purpose, fields = data.draw(requests_for(spec))
-    check = policy.compile(partner, purpose, fields)
-    check.specialise_all()
-    names, free = names_used(check.code_tree)
-    idents = set(spec.declaration_names()) | {f.name for d in spec.datasets for f in d.fields}
-    generated_vocabulary = {"s", "g", "f", "x", "day", "c"}
-    assert set() == (names - generated_vocabulary) & idents - {x for x in idents if re.fullmatch(r"_[a-z]+\d*", x)}
+    codes = []
+    for s, (p, u) in ((spec, (partner, purpose)), (renamed, ("q" + partner, "q" + purpose))):
+        policy = avgpolicy.loads(render(s, Layout(1)))
+        refs = [".".join("q" + x if s is renamed and x not in ("geboortedatum",) else x for x in f.split("."))
+                for f in fields]
+        check = policy.compile(p, u, refs)
+        check.specialise_all()
+        codes.append(check.code_tree)
+    (names, free), (renamed_names, _) = names_used(codes[0]), names_used(codes[1])
+    assert renamed_names == names
     assert all(re.fullmatch(r"_[a-z]+\d*", x) for x in free), free
