@@ -146,6 +146,13 @@ class Retention:
         return f"{self.amount} {unit}"
 
 
+def _index_grants(grants: Iterable[Grant]) -> dict[str, Grant]:
+    out: dict[str, Grant] = {}
+    for g in grants:
+        out.setdefault(g.ref, g)
+    return out
+
+
 @attrs.frozen
 class RuleInfo:
     name: str
@@ -162,6 +169,10 @@ class RuleInfo:
     note: str | None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
     node: n.Rule | None = attrs.field(default=None, eq=False, repr=False)
+    # ref -> grant, so that ``grant_for`` is one lookup however many fields the rule grants
+    _grant_index: Mapping[str, Grant] = attrs.field(
+        init=False, eq=False, repr=False,
+        default=attrs.Factory(lambda self: _index_grants(self.grants), takes_self=True))
 
     @property
     def file(self) -> str | None:
@@ -172,10 +183,7 @@ class RuleInfo:
         return self.span.line if self.span else None
 
     def grant_for(self, ref: str) -> Grant | None:
-        for g in self.grants:
-            if g.ref == ref:
-                return g
-        return None
+        return self._grant_index.get(ref)
 
 
 @attrs.frozen
@@ -194,8 +202,10 @@ def paused_gc() -> Iterator[None]:
 
     Parsing and checking allocate hundreds of thousands of small objects that never form
     cycles; each automatic collection would walk all of them again (a third of the time
-    for a large set). Reference counting still frees everything; the collector is
-    switched back on afterwards if it was on.
+    for a large set). Reference counting still frees everything. Afterwards the collector
+    is switched back on if it was on, and the new objects go straight to the oldest
+    generation (``freeze`` + ``unfreeze``) rather than making the next young collection
+    walk them all; that step is skipped when the application froze objects itself.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -203,7 +213,12 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
-            gc.enable()
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.enable()
+                gc.unfreeze()
+            else:
+                gc.enable()
 
 
 def _window(w: n.Window | None) -> WindowInfo:

@@ -215,3 +215,34 @@ def test_paused_gc_restores_the_collector_state():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_paused_gc_leaves_an_applications_frozen_objects_frozen():
+    import gc
+
+    from avgpolicy.model import paused_gc
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with paused_gc():
+            pass
+        assert frozen == gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+    with paused_gc():
+        pass
+    assert 0 == gc.get_freeze_count()
+
+
+def test_rule_grant_lookup_is_indexed_and_keeps_the_first_form():
+    import attrs
+
+    from avgpolicy.model import ALWAYS, Grant, NameSet, RuleInfo
+
+    grants = (*(Grant(f"d.f{i}") for i in range(10_000)), Grant("d.f1", "pseudonym"))
+    rule = RuleInfo("r", "permit", NameSet(True, frozenset()), NameSet(True, frozenset()), grants, "contract",
+                    None, None, None, ALWAYS, None, None)
+    assert Grant("d.f1") == rule.grant_for("d.f1")
+    assert rule.grant_for("d.nope") is None
+    assert attrs.evolve(rule, grants=(Grant("d.x", "year"),)).grant_for("d.x") == Grant("d.x", "year")
