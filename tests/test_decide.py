@@ -283,3 +283,31 @@ def test_decision_is_frozen(policy):
         d.allowed = False  # type: ignore[misc]
     with pytest.raises(TypeError):
         d.fields["x"] = None  # type: ignore[index]
+
+
+STAR = """
+dataset leerling "L" subject {
+    naam text personal
+    klas text personal
+}
+dataset absentie "A" {
+    datum date personal
+    reden text sensitive
+}
+partner p "P"
+purpose u "U"
+purpose v "V"
+permit alles { partner * purpose u basis public_task fields leerling.*, absentie.datum students where klas == "3a" }
+forbid geen_reden { partner p purpose * except v fields absentie.* }
+"""
+
+
+def test_star_fields_and_except_selectors(engine):
+    policy = avgpolicy.loads(STAR)
+    student = {"naam": "A", "klas": "3a"}
+    d = policy.decide("p", "u", ["leerling.naam", "leerling.klas", "absentie.datum", "absentie.reden"], student,
+                      at=OCT, engine=engine)
+    assert {"leerling.naam": ["permitted"], "leerling.klas": ["permitted"], "absentie.datum": ["forbidden"],
+            "absentie.reden": ["forbidden"]} == {f: codes(d, f) for f in d.fields}
+    d = policy.decide("p", "v", ["absentie.datum", "absentie.reden"], student, at=OCT, engine=engine)
+    assert ["no_permit", "no_permit"] == codes(d)  # purpose v: excepted from the forbid, no permit either
