@@ -80,15 +80,21 @@ def build_policy(sources: list[Source], *, timezone: str = DEFAULT_TIMEZONE,
                  pseudonym_key: bytes | None = None, cache_size: int = 1024,
                  today: datetime.date | None = None) -> Policy:
     zone = _zone(timezone)
-    if pseudonym_key is not None and not isinstance(pseudonym_key, (bytes, bytearray)):
-        raise TypeError("pseudonym_key must be bytes")
+    if pseudonym_key is not None:
+        if not isinstance(pseudonym_key, (bytes, bytearray)):
+            raise TypeError(f"pseudonym_key must be bytes, not {type(pseudonym_key).__name__}")
+        if not pseudonym_key:
+            raise ValueError("pseudonym_key is empty; use a secret of 32 random bytes (secrets.token_bytes(32))")
+    if today is not None and (not isinstance(today, datetime.date) or isinstance(today, datetime.datetime)):
+        raise TypeError("today must be a datetime.date")
     if not sources:
         raise ValueError("no policy text given: name at least one .avg file or folder")
-    files, diagnostics = analyse(sources, today=today)
-    text_by_file = {s.file: s.text for s in sources}
-    if any(d.is_error for d in diagnostics):
-        raise PolicyError(diagnostics, text_by_file)
-    resolved = model.build(files)
+    with model.paused_gc():  # one pause over parse, check and build, not one per phase
+        files, diagnostics = analyse(sources, today=today)
+        text_by_file = {s.file: s.text for s in sources}
+        if any(d.is_error for d in diagnostics):
+            raise PolicyError(diagnostics, text_by_file)
+        resolved = model.build(files)
     warnings = tuple(sorted((d for d in diagnostics if not d.is_error),
                             key=lambda d: (d.file, d.line, d.column, d.code)))
     return Policy(resolved, version=content_version(sources, timezone), zone=zone, warnings=warnings,
@@ -97,17 +103,23 @@ def build_policy(sources: list[Source], *, timezone: str = DEFAULT_TIMEZONE,
 
 
 def load(*paths: str | os.PathLike[str], timezone: str = DEFAULT_TIMEZONE,
-         pseudonym_key: bytes | None = None, cache_size: int = 1024) -> Policy:
-    """Load a policy set from files and folders (every ``*.avg`` below a folder)."""
+         pseudonym_key: bytes | None = None, cache_size: int = 1024,
+         today: datetime.date | None = None) -> Policy:
+    """Load a policy set from files and folders (every ``*.avg`` below a folder).
+
+    ``today`` is the date the "window has ended" warning (W005) is judged against;
+    by default the current date.
+    """
     if not paths:
         raise TypeError("load() needs at least one file or folder")
     return build_policy(read_sources(paths), timezone=timezone, pseudonym_key=pseudonym_key,
-                        cache_size=cache_size)
+                        cache_size=cache_size, today=today)
 
 
 def loads(text: str | Mapping[str, str], *, timezone: str = DEFAULT_TIMEZONE,
-          pseudonym_key: bytes | None = None, cache_size: int = 1024) -> Policy:
-    """Load a policy set from one text, or from a mapping of names to texts."""
+          pseudonym_key: bytes | None = None, cache_size: int = 1024,
+          today: datetime.date | None = None) -> Policy:
+    """Load a policy set from one text, or from a mapping of names to texts (see ``load``)."""
     if isinstance(text, str):
         sources = [Source("<policy>", text)]
     elif isinstance(text, Mapping):
@@ -118,4 +130,5 @@ def loads(text: str | Mapping[str, str], *, timezone: str = DEFAULT_TIMEZONE,
             sources.append(Source(name, body))
     else:
         raise TypeError(f"loads() takes a str or a mapping of str to str, not {type(text).__name__}")
-    return build_policy(sources, timezone=timezone, pseudonym_key=pseudonym_key, cache_size=cache_size)
+    return build_policy(sources, timezone=timezone, pseudonym_key=pseudonym_key, cache_size=cache_size,
+                        today=today)
