@@ -219,8 +219,8 @@ def document(run: Run, notes: str = "") -> str:
         "",
         "## Load stages",
         "",
-        "One load of each set, split by stage (read files, parse, check, build the model, compile the four "
-        "scenario functions):",
+        "One more load of each set, split by stage: wall time of reading the files, parsing, checking, building "
+        "the model and compiling the four scenario functions, and the CPU time of that whole load:",
         "",
         phases_table(run),
         "",
