@@ -33,7 +33,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
 
 
 def load_and_compile(folder: Path) -> avgpolicy.Policy:
-    pol = avgpolicy.load(folder, pseudonym_key=PSEUDONYM_KEY)
+    pol = avgpolicy.load(folder, pseudonym_key=PSEUDONYM_KEY, today=gen.AT)
     for q in gen.QUERIES:
         pol.compile(partner=q.partner, purpose=q.purpose, fields=list(q.fields))
     return pol
@@ -55,7 +55,7 @@ def phases(folder: Path) -> dict[str, float]:
     out["read"], t = time.perf_counter() - t, time.perf_counter()
     files = [parse(s)[0] for s in sources]
     out["parse"], t = time.perf_counter() - t, time.perf_counter()
-    diagnostics = check(files)
+    diagnostics = check(files, today=gen.AT)
     out["check"], t = time.perf_counter() - t, time.perf_counter()
     assert not [d for d in diagnostics if d.is_error]
     resolved = model.build(files)

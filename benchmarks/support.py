@@ -30,7 +30,7 @@ def has(module: str) -> bool:
 @functools.cache
 def policy(size: int) -> avgpolicy.Policy:
     """The generated set of ``size`` rules, loaded once per run."""
-    return avgpolicy.loads(gen.policy_texts(size), pseudonym_key=PSEUDONYM_KEY)
+    return avgpolicy.loads(gen.policy_texts(size), pseudonym_key=PSEUDONYM_KEY, today=gen.AT)
 
 
 @functools.cache
