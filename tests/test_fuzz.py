@@ -210,6 +210,21 @@ def test_cli_check_never_crashes(text: str, fmt: str) -> None:
         assert "checked:" in out.getvalue()
 
 
+@settings(max_examples=60)
+@given(st.lists(st.binary(max_size=300) | mutated_texts().map(lambda t: t.encode("utf-8", "surrogatepass")),
+                min_size=1, max_size=3))
+def test_load_from_a_folder_of_arbitrary_bytes(blobs: list[bytes]) -> None:
+    """Files that are not UTF-8 (or not text at all) are still only a PolicyError."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, blob in enumerate(blobs):
+            (Path(tmp) / f"deel{i}.avg").write_bytes(blob)
+        try:
+            avgpolicy.load(tmp)
+        except PolicyError as err:
+            texts = {str(Path(tmp) / f"deel{i}.avg"): blob.decode("utf-8", "replace") for i, blob in enumerate(blobs)}
+            assert_well_formed(err, texts)
+
+
 # ---------------------------------------------------------------------------
 # Spec conformance found by fuzzing (owner: parser); xfail(strict) until fixed
 
