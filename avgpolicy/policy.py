@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -18,6 +19,7 @@ from .model import PolicyModel
 from .pseudonym import Pseudonymizer, year_of
 
 ENGINES = ("compiled", "interpreted")
+_PLAN_LIMIT = 4096  # projection plans kept per filter call
 Moment = datetime.date | datetime.datetime | None
 
 
@@ -142,31 +144,65 @@ class Policy:
         check = self._compiled(partner, purpose, key)
         return self._rows(check, partner, key, students, moment)
 
-    def _rows(self, check: Any, partner: str, fields: tuple[str, ...], students: Iterable[Any],
-              moment: Moment) -> Iterator[dict[str, Any]]:
+    def _plan(self, decision: Decision, partner: str) -> tuple[tuple[str, Any, Any, Any], ...]:
+        """The projection plan of a decision: ``(ref, record key, exact type or None, transform or None)``
+        for each permitted field, in request order (empty when nothing is permitted). A type of None
+        means a set of text (checked by ``runtime.is_str_set``)."""
         catalogue = self.model.catalogue
         subject = catalogue.subject
+        plan = []
+        for ref, fd in decision.fields.items():
+            if not fd.allowed:
+                continue
+            info = catalogue.fields[ref]
+            key = info.name if info.dataset == subject else ref
+            exact = None if info.type == "set" else rt.exact_type(info.type)
+            transform: Any = None
+            if fd.transform == "year":
+                transform = year_of
+            elif fd.transform == "pseudonym":
+                pseudonymizer = self._pseudonymizer
+                assert pseudonymizer is not None
+                transform = functools.partial(pseudonymizer.pseudonym, partner, ref)
+            plan.append((ref, key, exact, transform))
+        return tuple(plan)
+
+    def _rows(self, check: Any, partner: str, fields: tuple[str, ...], students: Iterable[Any],
+              moment: Moment) -> Iterator[dict[str, Any]]:
+        # Compiled decisions are shared immutable objects, one per outcome: the projection plan
+        # is worked out once per decision (keyed by id; the entry holds the decision itself, so
+        # its id cannot be reused while the plan is kept).
+        plans: dict[int, tuple[Decision, tuple[tuple[str, Any, Any, Any], ...], bool]] = {}
+        as_record, is_str_set = rt.as_record, rt.is_str_set
         for student in students:
             decision = check(student, moment)
-            if not decision.allowed and not any(fd.allowed for fd in decision.fields.values()):
+            entry = plans.get(id(decision))
+            if entry is None or entry[0] is not decision:
+                plan = self._plan(decision, partner)
+                simple = all(exact is not None and transform is None for _, _, exact, transform in plan)
+                entry = (decision, plan, simple)
+                if len(plans) < _PLAN_LIMIT:
+                    plans[id(decision)] = entry
+            plan = entry[1]
+            if not plan:
                 continue
-            record = rt.as_record(student)
+            record = student if type(student) is dict else as_record(student)
             if record is None:
                 continue
-            row: dict[str, Any] = {}
-            for ref, fd in decision.fields.items():
-                if not fd.allowed:
-                    continue
-                info = catalogue.fields[ref]
-                value = record.get(info.name if info.dataset == subject else ref)
-                if not rt.well_typed(value, info.type):
-                    continue
-                if fd.transform == "year":
-                    value = year_of(value)
-                elif fd.transform == "pseudonym":
-                    assert self._pseudonymizer is not None
-                    value = self._pseudonymizer.pseudonym(partner, ref, value)
-                if value is not None:
+            get = record.get
+            row: dict[str, Any]
+            if entry[2]:
+                row = {ref: value for ref, key, exact, _ in plan if type(value := get(key)) is exact}
+            else:
+                row = {}
+                for ref, key, exact, transform in plan:
+                    value = get(key)
+                    if type(value) is not exact if exact is not None else not is_str_set(value):
+                        continue
+                    if transform is not None:
+                        value = transform(value)
+                        if value is None:
+                            continue
                     row[ref] = value
             if row:
                 yield row

@@ -91,6 +91,15 @@ def is_str_set(value: Any) -> bool:
 _GUARDS: dict[str, Any] = {"text": str, "int": int, "bool": bool, "date": _date}
 
 
+class _NoType:
+    """The exact type of no value: what ``exact_type`` gives for a type name it does not know."""
+
+
+def exact_type(field_type: str) -> type:
+    """The exact Python type of a (non-set) catalogue type's values."""
+    return _GUARDS.get(field_type, _NoType)  # type: ignore[no-any-return]
+
+
 def well_typed(value: Any, field_type: str) -> bool:
     """Whether ``value`` is exactly of the catalogue type ``field_type``."""
     if field_type == "set":
