@@ -382,7 +382,7 @@ def field_decision(field: str, specs: tuple[Spec, ...], partner: str, purpose: s
 def covers(rule: RuleInfo, partner: str, purpose: str, field: str) -> bool:
     """Whether a rule is about this partner, purpose and field (windows and subsets aside)."""
     return rule.partners.matches(partner) and rule.purposes.matches(purpose) and \
-        any(g.ref == field for g in rule.grants)
+        rule.grant_for(field) is not None
 
 
 def static_specs(model: Any, partner: str, purpose: str, field: str) -> tuple[Spec, ...]:
