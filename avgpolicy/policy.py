@@ -87,18 +87,23 @@ class Policy:
         ``engine="interpreted"`` uses the reference interpreter instead of the compiled function.
         """
         last = self._last_request  # the request decided last time, already checked and compiled
-        if engine == "compiled" and type(fields) is list and fields == last[2] and partner == last[0] \
-                and purpose == last[1]:
-            next(self._cache._peek_hits)
-            return last[3](student, at)  # type: ignore[no-any-return]
+        if engine == "compiled":
+            if type(fields) is list and fields == last[2] and partner == last[0] and purpose == last[1]:
+                next(self._cache.hit_counter)
+                return last[3](student, at)  # type: ignore[no-any-return]
+            if type(partner) is str and type(purpose) is str and (type(fields) is list or type(fields) is tuple):
+                request = (partner, purpose, tuple(fields))
+                cache = self._cache
+                check = cache.front.get(request)  # lock-free: a request decided before is valid
+                if check is not None:
+                    next(cache.hit_counter)
+                    cache.used[request] = None
+                    if type(fields) is list:
+                        self._last_request = (partner, purpose, list(fields), check)
+                    return check(student, at)  # type: ignore[no-any-return]
         key = _check_request(partner, purpose, fields)
         if engine == "compiled":
-            request = (partner, purpose, key)
-            check = self._cache.peek(request) or self._cache.get(request, compile_request, self, partner, purpose,
-                                                                   key)
-            if type(fields) is list:
-                self._last_request = (partner, purpose, list(fields), check)
-            return check(student, at)
+            return self._compiled(partner, purpose, key)(student, at)  # type: ignore[no-any-return]
         if engine == "interpreted":
             _check_moment(at)
             return interpreter.decide(self, partner, purpose, key, student, at)
