@@ -489,7 +489,7 @@ class _Gen:
 # a compiled request
 
 class _Group:
-    """Fields decided by the same rules (and transforms): decided once per call."""
+    """Fields decided by the same rules (transforms may differ): decided once per call."""
 
     def __init__(self, fields: list[str], static: tuple[int, ...] | None, forbids: list[RuleInfo],
                  permits: list[tuple[RuleInfo, str | None]]) -> None:
@@ -534,7 +534,8 @@ class _Request:
                 forbids = [r for r in rules if r.effect == "forbid"]
                 permits = [(r, g.transform) for r in rules if r.effect == "permit" and (g := r.grant_for(f))]
                 windows.extend(r.window for r in rules)
-                sig = (tuple(r.name for r in forbids), tuple((r.name, t) for r, t in permits))
+                # transforms are per-field data of the outcome (see ``decision``), not part of the test
+                sig = (tuple(r.name for r in forbids), tuple(r.name for r, _ in permits))
                 group = groups.get(sig) or _Group([], None, forbids, permits)
             groups[sig] = group
             group.fields.append(f)
@@ -583,9 +584,22 @@ class _Request:
     def decision(self, key: Any) -> Decision:
         """The Decision for an outcome key (one spec-id tuple, or one per group)."""
         outcomes = (key,) if len(self.groups) == 1 else key
-        fds = tuple(rt.field_decision(f, tuple(self.specs[i] for i in outcomes[gi]), self.partner, self.purpose)
+        fds = tuple(rt.field_decision(f, tuple(self.field_spec(self.specs[i], f) for i in outcomes[gi]),
+                                      self.partner, self.purpose)
                     for f, gi in zip(self.fields, self.group_of, strict=True))
         return Decision.of(fds, policy_version=self.policy.version, partner=self.partner, purpose=self.purpose)
+
+    @staticmethod
+    def field_spec(spec: rt.Spec, field: str) -> rt.Spec:
+        """A group's spec for one of its fields: ``permitted`` carries that field's transform
+        (fields of a group share their rules, not necessarily their transforms)."""
+        code, rule, _ = spec
+        if code == "permitted":
+            assert rule is not None
+            grant = rule.grant_for(field)
+            assert grant is not None
+            return (code, rule, grant.transform)
+        return spec
 
     def lookup(self, key: Any) -> Decision:
         d = self.memo.get(key)
