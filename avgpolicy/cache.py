@@ -9,11 +9,14 @@ stored wins and both return it.
 from __future__ import annotations
 
 import itertools
+import operator
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 import cachetools
+
+_second = operator.itemgetter(1)
 
 
 class CacheInfo(NamedTuple):
@@ -26,7 +29,7 @@ class CacheInfo(NamedTuple):
 class _LRU(cachetools.LRUCache):  # type: ignore[type-arg]
     """An LRUCache that also drops an evicted key from the cache's lock-free front dict."""
 
-    def __init__(self, maxsize: int, front: dict[Hashable, Any], used: dict[Hashable, None]) -> None:
+    def __init__(self, maxsize: int, front: dict[Hashable, Any], used: dict[Hashable, int]) -> None:
         super().__init__(maxsize=maxsize)
         self._front = front
         self._used = used
@@ -43,7 +46,7 @@ class CompileCache:
 
     ``front`` is a plain dict holding exactly the keys of the LRU (added and removed under the
     lock); a reader may look a key up in it without the lock (a dict read is atomic), count the
-    hit with ``next(hit_counter)`` and mark the key in ``used``. Marks are swept into the LRU
+    hit with ``next(hit_counter)`` and mark the key in ``used`` with that hit's number. Marks are swept into the LRU
     order (under the lock) before anything is inserted, so eviction stays least recently used.
     """
 
@@ -53,7 +56,7 @@ class CompileCache:
         if maxsize < 1:
             raise ValueError(f"cache_size must be at least 1, not {maxsize}")
         self.front: dict[Hashable, Any] = {}
-        self.used: dict[Hashable, None] = {}
+        self.used: dict[Hashable, int] = {}  # key -> hit number of its last use
         self._lru = _LRU(maxsize, self.front, self.used)
         self._lock = threading.Lock()
         self._hits = 0
@@ -64,10 +67,10 @@ class CompileCache:
         """The cached value for ``key``, building it with ``build(*args)`` (and storing it) on a miss."""
         value = self.front.get(key)
         if value is not None:
-            next(self.hit_counter)
-            self.used[key] = None
+            self.used[key] = next(self.hit_counter)
             return value
         with self._lock:
+            self._sweep()  # earlier lock-free uses come before this one
             try:
                 value = self._lru[key]
             except KeyError:
@@ -86,10 +89,10 @@ class CompileCache:
 
     def _sweep(self) -> None:
         """Move the keys used through the front since the last sweep to the LRU's recent end."""
-        marks = tuple(self.used)  # atomic copy: readers may add marks meanwhile
+        marks = tuple(self.used.items())  # atomic copy: readers may add marks meanwhile
         self.used.clear()
         lru = self._lru
-        for key in marks:
+        for key, _ in sorted(marks, key=_second):  # in the order of their last use
             if key in lru:
                 lru[key]  # a lookup moves the key to the recent end
 

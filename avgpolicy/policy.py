@@ -59,7 +59,7 @@ class Policy:
         self._pseudonymizer = Pseudonymizer(pseudonym_key) if pseudonym_key else None
         self._cache_size = cache_size
         self._cache = CompileCache(cache_size)
-        self._last_request: tuple[Any, Any, Any, Any] = (None, None, None, None)
+        self._last_request: tuple[Any, ...] = (None, None, None, None, None)
 
     @property
     def timezone(self) -> str:
@@ -89,17 +89,17 @@ class Policy:
         last = self._last_request  # the request decided last time, already checked and compiled
         if engine == "compiled":
             if type(fields) is list and fields == last[2] and partner == last[0] and purpose == last[1]:
-                next(self._cache.hit_counter)
+                cache = self._cache
+                cache.used[last[4]] = next(cache.hit_counter)
                 return last[3](student, at)  # type: ignore[no-any-return]
             if type(partner) is str and type(purpose) is str and (type(fields) is list or type(fields) is tuple):
                 request = (partner, purpose, tuple(fields))
                 cache = self._cache
                 check = cache.front.get(request)  # lock-free: a request decided before is valid
                 if check is not None:
-                    next(cache.hit_counter)
-                    cache.used[request] = None
+                    cache.used[request] = next(cache.hit_counter)  # counts the hit, marks it used
                     if type(fields) is list:
-                        self._last_request = (partner, purpose, list(fields), check)
+                        self._last_request = (partner, purpose, list(fields), check, request)
                     return check(student, at)  # type: ignore[no-any-return]
         key = _check_request(partner, purpose, fields)
         if engine == "compiled":
