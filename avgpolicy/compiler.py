@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import copy
 import datetime
 import itertools
 import linecache
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 
 MEMO_LIMIT = 4096
 CONJUNCTION_TREE_LIMIT = 8  # atoms; the tree grows with the square of this
+KLEENE_TREE_LIMIT = 4  # atoms of a condition with or/not; the tree grows with 3 to this power
 
 
 class _Table:
@@ -140,6 +142,46 @@ def _conjuncts(e: n.Expr) -> list[n.Expr] | None:
     if isinstance(e, (n.Or, n.Not)):
         return None
     return [e]
+
+
+def _atom_count(e: n.Expr) -> int:
+    if isinstance(e, (n.And, n.Or)):
+        return sum(_atom_count(i) for i in e.items)
+    if isinstance(e, n.Not):
+        return _atom_count(e.operand)
+    return 1
+
+
+class _NotSeen(Exception):
+    """A leaf needs the value of an atom its path did not evaluate (never expected)."""
+
+
+def _static_value(e: n.Expr, env: dict[int, bool | None]) -> bool | None:
+    """The Kleene value of ``e`` from the atom values known on a path (as ``interpreter.evaluate``)."""
+    if isinstance(e, n.Not):
+        v = _static_value(e.operand, env)
+        return None if v is None else not v
+    if isinstance(e, (n.And, n.Or)):
+        stop = isinstance(e, n.Or)
+        values = []
+        for i in e.items:
+            try:
+                values.append(_static_value(i, env))
+            except _NotSeen:
+                values.append(_NOTHING)
+        if stop in values:
+            return stop
+        if _NOTHING in values:
+            raise _NotSeen
+        return None if None in values else not stop
+    if id(e) not in env:
+        raise _NotSeen
+    return env[id(e)]
+
+
+def _same(a: list[ast.stmt], b: list[ast.stmt]) -> bool:
+    """Whether two generated statement lists are the same code."""
+    return len(a) == len(b) and all(ast.dump(x) == ast.dump(y) for x, y in zip(a, b, strict=True))
 
 
 def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
@@ -289,9 +331,73 @@ class _Gen:
         A conjunction of atoms (the common case) becomes a decision tree that loads each
         value once on every path; anything else is T(e), then a diagnosis."""
         atoms = _conjuncts(e)
-        if atoms is None or len(atoms) > CONJUNCTION_TREE_LIMIT:
+        if atoms is None:
+            if _atom_count(e) <= KLEENE_TREE_LIMIT:
+                try:
+                    return self._kleene(e, e, {}, rule, granted, target)
+                except (_NotSeen, StopIteration):  # not expected: the general form below is always right
+                    pass
+            return [_if(self.truth(e, True), granted, self.diagnose(e, rule, target))]
+        if len(atoms) > CONJUNCTION_TREE_LIMIT:
             return [_if(self.truth(e, True), granted, self.diagnose(e, rule, target))]
         return self._conjunction(atoms, 0, None, rule, granted, target)
+
+    # -- a small condition with or/not: a three-valued decision tree ----------------
+
+    def _kleene(self, whole: n.Expr, e: n.Expr, env: dict[int, bool | None], rule: RuleInfo,
+                granted: list[ast.stmt], target: str) -> list[ast.stmt]:
+        """Evaluate ``e`` (a part of ``whole``) atom by atom, each loaded once on its path; at each
+        leaf the value of ``whole`` is known at compile time from the atoms seen (``env``, by id),
+        and so is its reason (as ``interpreter.failed_part`` / ``unknown_attributes`` find it)."""
+        return self._value(e, env, lambda v, env2: self._kleene_leaf(whole, env2, rule, granted, target))
+
+    def _value(self, e: n.Expr, env: dict[int, bool | None],
+               k: Callable[[bool | None, dict[int, bool | None]], list[ast.stmt]]) -> list[ast.stmt]:
+        """Code that finds the Kleene value of ``e`` and continues with ``k(value, env)`` on each path."""
+        if isinstance(e, n.Not):
+            return self._value(e.operand, env, lambda v, env2: k(None if v is None else not v, env2))
+        if isinstance(e, (n.And, n.Or)):
+            stop = isinstance(e, n.Or)  # the value that decides an or (True) / an and (False)
+            items = e.items
+
+            def step(i: int, acc: bool | None, env1: dict[int, bool | None]) -> list[ast.stmt]:
+                def after(v: bool | None, env2: dict[int, bool | None]) -> list[ast.stmt]:
+                    if v is stop:
+                        return k(stop, env2)
+                    acc2 = None if (v is None or acc is None) else acc
+                    return k(acc2, env2) if i + 1 == len(items) else step(i + 1, acc2, env2)
+                return self._value(items[i], env1, after)
+            return step(0, not stop, env)
+        key = id(e)
+        if key in env:
+            return k(env[key], env)
+        if not rt.atom_is_typed(e, self.req.subject):
+            return k(None, {**env, key: None})
+        guards, test = self.atom_split(e, True)
+        if_true, if_false = k(True, {**env, key: True}), k(False, {**env, key: False})
+        known = if_true if _same(if_true, if_false) else [_if(test, if_true, if_false)]
+        if not guards:
+            return known
+        if_unknown = k(None, {**env, key: None})
+        if _same(known, if_unknown):
+            return known
+        return [_if(_and(guards), known, if_unknown)]
+
+    def _kleene_leaf(self, whole: n.Expr, env: dict[int, bool | None], rule: RuleInfo,
+                     granted: list[ast.stmt], target: str) -> list[ast.stmt]:
+        value = _static_value(whole, env)
+        if value is True:
+            return copy.deepcopy(granted)
+        if value is False:
+            part = whole
+            while isinstance(part, n.And):
+                part = next(i for i in part.items if _static_value(i, env) is False)
+            return self.set_failure(target, ("not_in_subset", rule, part))
+        part = whole
+        while isinstance(part, (n.And, n.Or, n.Not)):
+            part = part.operand if isinstance(part, n.Not) else \
+                next(i for i in part.items if _static_value(i, env) is None)
+        return self.unknown_part(part, rule, target)
 
     def _conjunction(self, atoms: list[n.Expr], i: int, unknown: n.Expr | None, rule: RuleInfo,
                      granted: list[ast.stmt], target: str) -> list[ast.stmt]:
