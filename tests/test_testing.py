@@ -272,3 +272,41 @@ def test_moments_are_dates_or_datetimes(at: datetime.date) -> None:
     assert isinstance(at, datetime.date)
     if isinstance(at, datetime.datetime) and at.tzinfo is not None:
         assert POLICY.zone == at.tzinfo
+
+
+def test_expect_allow_because_checks_the_reason_code_too():
+    text = """
+dataset leerling subject {
+    id            text personal
+    foto          text personal
+    geboortedatum date personal
+}
+partner website
+purpose publicatie
+consent beeldmateriaal
+permit foto_op_website {
+    partner website
+    purpose publicatie
+    basis   consent(beeldmateriaal)
+    fields  leerling.foto
+}
+test ouder_gaf_toestemming_voor_16 {
+    at       2026-01-15
+    partner  website
+    purpose  publicatie
+    student  { geboortedatum: 2009-05-01 }
+    consent  beeldmateriaal by parent on 2024-09-01
+    expect allow leerling.foto because inform_student
+}
+test geen_inform_student_onder_16 {
+    at       2026-01-15
+    partner  website
+    purpose  publicatie
+    student  { geboortedatum: 2012-05-01 }
+    consent  beeldmateriaal by parent on 2025-09-01
+    expect allow leerling.foto because inform_student
+}
+"""
+    report = avgpolicy.testing.run(avgpolicy.loads(text))
+    by_name = {r.name: r.passed for r in report.results}
+    assert {"ouder_gaf_toestemming_voor_16": True, "geen_inform_student_onder_16": False} == by_name

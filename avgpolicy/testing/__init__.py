@@ -42,18 +42,18 @@ class FieldOutcome:
     def passed(self) -> bool:
         if self.actual_allow is None:
             return False
-        if self.expected_allow:
-            return self.actual_allow
-        return (not self.actual_allow) and (self.because is None or self.because in self.codes)
+        verdict_ok = self.actual_allow if self.expected_allow else not self.actual_allow
+        # `because CODE` asks for that code among the field's reasons, on an allow too
+        # (e.g. `expect allow leerling.foto because inform_student`)
+        return verdict_ok and (self.because is None or self.because in self.codes)
 
     @property
     def codes(self) -> tuple[str, ...]:
         return tuple(code for code, _ in self.reasons)
 
     def expected_text(self) -> str:
-        if self.expected_allow:
-            return "allow"
-        return "deny" if self.because is None else f"deny because {self.because}"
+        verdict = "allow" if self.expected_allow else "deny"
+        return verdict if self.because is None else f"{verdict} because {self.because}"
 
     def actual_text(self) -> str:
         if self.actual_allow is None:
