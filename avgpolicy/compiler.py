@@ -184,6 +184,15 @@ def _same(a: list[ast.stmt], b: list[ast.stmt]) -> bool:
     return len(a) == len(b) and all(ast.dump(x) == ast.dump(y) for x, y in zip(a, b, strict=True))
 
 
+def _memoised(key: ast.expr) -> ast.expr:
+    """``_d if (_d := _memoget(key)) is not None else _decision(_k)``, with ``_k`` the key: the
+    memoised Decision of an outcome without a Python call (a Decision may be falsy: test None)."""
+    bind_key = ast.NamedExpr(target=_store("_k"), value=key)
+    found = ast.Compare(left=ast.NamedExpr(target=_store("_d"), value=_call("_memoget", bind_key)),
+                        ops=[ast.IsNot()], comparators=[_const(None)])
+    return ast.IfExp(test=found, body=_name("_d"), orelse=_call("_decision", _name("_k")))
+
+
 def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
     """``if a: ... elif b: ... else: last``."""
     out = last
@@ -563,7 +572,7 @@ class _Gen:
                         table = tuple(None if o is None else req.decision(o) for o in outcome.outcomes)
                         return [ast.Return(value=ast.Subscript(value=_name(req.value(table)), slice=outcome.index,
                                                                ctx=ast.Load()))]
-                    return [ast.Return(value=_call("_decision", outcome))]
+                    return [ast.Return(value=_memoised(outcome))]
                 body.extend(self.group_body(req.groups[0], emit_single))
             else:
                 def emit_multi(outcome: Outcome) -> list[ast.stmt]:
@@ -587,7 +596,7 @@ class _Gen:
                         ast.Expr(value=_const(f"fields {', '.join(g.fields)}")),
                         *gbody], decorator_list=[], returns=None))
                     parts.append(_call(gname, _name("s"), _name("day")))
-                body.append(ast.Return(value=_call("_decision", ast.Tuple(elts=parts, ctx=ast.Load()))))
+                body.append(ast.Return(value=_memoised(ast.Tuple(elts=parts, ctx=ast.Load()))))
         return defs, body
 
 
@@ -618,11 +627,12 @@ class _Request:
             "__builtins__": {}, "_type": type, "_str": str, "_int": int, "_bool": bool, "_date": datetime.date,
             "_dict": dict, "_record": rt.as_record, "_age": rt.age_of, "_strset": rt.is_str_set,
             "_consent": rt.consent_status, "_decision": self.lookup}
+        self.memo: dict[Any, Decision] = {}
+        self.namespace["_memoget"] = self.memo.get
         self._values: dict[int, str] = {}
         self._keep: list[Any] = []
         self.specs: list[rt.Spec] = []
         self._spec_ids: dict[Any, int] = {}
-        self.memo: dict[Any, Decision] = {}
         # group the fields by the rules that decide them
         groups: dict[Any, _Group] = {}
         windows = []
