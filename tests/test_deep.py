@@ -4,7 +4,8 @@ Two generators feed the same properties: the engine's node-level policy sets ove
 fixed catalogue (tests/engine_strategies.py: moments at window edges and DST changes,
 consents of every sort) and the fuzz generator's free-form sets rendered as text
 (tests/fuzz_strategies.py: any catalogue shape, hyphenated names, odd strings, deep
-conditions). The ``slow`` variants run 100,000 examples each (``pytest -m slow``);
+conditions). The ``slow`` variants run 100,000 examples each (``pytest -m slow``, in
+10 chunks of 10,000 to bound memory);
 a failure prints its seed and a reproduction blob (``print_blob=True``). The small
 variants keep the same code exercised in the default run.
 """
@@ -30,9 +31,13 @@ from avgpolicy.decision import Consent
 
 KEY = b"deep-differential-key-0123456789"
 DEEP = 100_000
+# Hypothesis keeps every explored choice in memory: one 100,000-example run grew past 14 GB
+# (OOM-killed at ~82,000), so the deep run is 10 chunks of 10,000 examples, each a fresh run.
+CHUNKS = 10
 _BASE = settings.default.max_examples
-_deep = settings(max_examples=DEEP, deadline=None, print_blob=True, database=None,
+_deep = settings(max_examples=DEEP // CHUNKS, deadline=None, print_blob=True, database=None,
                  suppress_health_check=list(HealthCheck))
+_chunks = pytest.mark.parametrize("chunk", range(CHUNKS))
 _small = settings(max_examples=max(_BASE // 4, 20), deadline=None, print_blob=True,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -136,16 +141,18 @@ def test_engine_sets_filter_equals_decide(file: Any, req: tuple, batch: list, at
 
 
 @pytest.mark.slow
+@_chunks
 @_deep
 @given(policy_files, _engine_queries)
-def test_engine_sets_compiled_equals_interpreted_deep(file: Any, queries: list) -> None:
+def test_engine_sets_compiled_equals_interpreted_deep(chunk: int, file: Any, queries: list) -> None:
     _engine_differential(file, queries)
 
 
 @pytest.mark.slow
+@_chunks
 @_deep
 @given(policy_files, requests(), st.lists(students(), max_size=8), moments())
-def test_engine_sets_filter_equals_decide_deep(file: Any, req: tuple, batch: list, at: Any) -> None:
+def test_engine_sets_filter_equals_decide_deep(chunk: int, file: Any, req: tuple, batch: list, at: Any) -> None:
     _engine_filter(file, req, batch, at)
 
 
@@ -178,7 +185,8 @@ def test_text_sets_compiled_interpreted_filter_agree(case: tuple) -> None:
 
 
 @pytest.mark.slow
+@_chunks
 @_deep
 @given(_text_cases())
-def test_text_sets_compiled_interpreted_filter_agree_deep(case: tuple) -> None:
+def test_text_sets_compiled_interpreted_filter_agree_deep(chunk: int, case: tuple) -> None:
     _text_differential(case)
