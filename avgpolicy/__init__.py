@@ -21,16 +21,17 @@ if TYPE_CHECKING:
     from .loader import load as load
     from .loader import loads as loads
     from .policy import Policy as Policy
+    from .store import PolicyStore as PolicyStore
 
 _EXPORTS = {
     "Consent": ".decision", "Decision": ".decision", "FieldDecision": ".decision", "Reason": ".decision",
     "Diagnostic": ".errors", "PolicyError": ".errors",
     "load": ".loader", "loads": ".loader",
-    "Policy": ".policy",
+    "Policy": ".policy", "PolicyStore": ".store",
 }
 
-__all__ = ["Consent", "Decision", "Diagnostic", "FieldDecision", "Policy", "PolicyError", "Reason", "__version__",
-           "load", "loads"]
+__all__ = ["Consent", "Decision", "Diagnostic", "FieldDecision", "Policy", "PolicyError", "PolicyStore", "Reason",
+           "__version__", "load", "loads"]
 
 
 def __getattr__(name: str) -> Any:
