@@ -34,6 +34,9 @@ from .model import AGE, NameSet, WindowInfo
 
 #: Branches the search may open before it gives up and answers "maybe".
 DEFAULT_BUDGET = 20_000
+#: atoms one search may apply before it answers "maybe": a domain update copies its value
+#: sets, so a flat condition of thousands of atoms would otherwise cost quadratic time
+MAX_APPLIED = 2_000
 
 ORDERED = frozenset({"int", "date", AGE})
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -249,7 +252,7 @@ def _search(formula: Formula, types: Mapping[str, str], budget: int) -> bool | N
     """True: a model exists; False: none exists; None: the budget ran out first."""
     # each entry: formulas still to apply, disjunctions left to split, the variables' domains
     stack: list[tuple[list[Formula], list[Formula], dict[Any, Any]]] = [([formula], [], {})]
-    spent = 0
+    spent = applied = 0
     gave_up = False
     while stack:
         todo, ors, state = stack.pop()
@@ -275,6 +278,9 @@ def _search(formula: Formula, types: Mapping[str, str], budget: int) -> bool | N
             elif kind == "or":
                 ors.append(f)
             else:
+                applied += 1
+                if applied > MAX_APPLIED:
+                    return None
                 alive = _apply(state, f, types)
         if alive:
             return True

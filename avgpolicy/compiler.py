@@ -56,6 +56,9 @@ from .model import BIRTHDATE_FIELD, FieldInfo, RuleInfo
 if TYPE_CHECKING:
     from .policy import Policy
 
+#: a condition with more atoms is decided by the interpreter: generating code for it would
+#: take long and could exhaust Python's compiler (a flat `or` of thousands of terms)
+MAX_GENERATED_ATOMS = 500
 MEMO_LIMIT = 4096
 CONJUNCTION_TREE_LIMIT = 8  # atoms; the tree grows with the square of this
 KLEENE_TREE_LIMIT = 4  # atoms of a condition with or/not; the tree grows with 3 to this power
@@ -657,6 +660,10 @@ class _Request:
             group.fields.append(f)
             self.group_of.append(index.setdefault(sig, len(index)))
         self.groups = list(groups.values())
+        # conditions too large to generate code for are decided by the reference interpreter
+        self.too_large = any(
+            r.condition is not None and _atom_count(r.condition) > MAX_GENERATED_ATOMS
+            for g in self.groups for r in (*g.forbids, *(p for p, _ in g.permits)))
         bounds = set()
         for w in windows:
             if w.start is not None:
@@ -668,7 +675,8 @@ class _Request:
         self.order: list[int] = []
         self.ready: set[int] = set()
         self.check: Any = None
-        self.namespace.update(_last=(_NOTHING, None, -1), _resolve=self.resolve, _fallback=self.fallback)
+        self.namespace.update(_last=(_NOTHING, None, -1), _resolve=self.resolve, _fallback=self.fallback,
+                              _interpret=self.interpret)
         self.lock = threading.Lock()
         self.serial = next(_serial)
         self.filenames: list[str] = []
@@ -741,9 +749,18 @@ class _Request:
         with self.lock:
             if epoch in self.ready:
                 return
-            self.parts[epoch] = _Gen(self, epoch).parts()
             self.order.insert(0, epoch)  # the newest epoch is tested first
-            self._rebuild()
+            try:
+                if self.too_large:
+                    raise RecursionError
+                self.parts[epoch] = _Gen(self, epoch).parts()
+                self._rebuild()
+            except RecursionError:
+                # A condition too large for Python's own compiler (a flat `or` of thousands of
+                # terms nests thousands of elifs). This epoch is decided by the reference
+                # interpreter instead: the same semantics by definition, only slower.
+                self.parts[epoch] = ([], [ast.Return(value=_call("_interpret", _name("s"), _name("day")))])
+                self._rebuild()
             self.ready.add(epoch)  # only now is it in the held function's code
 
     def _rebuild(self) -> None:
@@ -789,6 +806,12 @@ class _Request:
         if at is not None:
             self.namespace["_last"] = resolved
         return resolved
+
+    def interpret(self, s: Any, day: datetime.date) -> Decision:
+        """The reference interpreter's decision, for an epoch too large to generate code for."""
+        from . import interpreter  # a sibling stage, needed only for such pathological conditions
+
+        return interpreter.decide(self.policy, self.partner, self.purpose, self.fields, s, day)
 
     def fallback(self, s: Any, day: datetime.date) -> Decision:
         """Reached only by a call that specialised a new epoch while running the old code."""

@@ -206,14 +206,7 @@ def test_a_condition_at_the_nesting_limit_decides_in_both_engines() -> None:
         assert interpreted == compiled
 
 
-_RECURSION = pytest.mark.xfail(strict=True, raises=RecursionError, reason=(
-    "engine bug: a flat `a or b or ...`/`a and b and ...` of ~1,000+ terms makes compile_request raise "
-    "RecursionError (ast.fix_missing_locations over the nested elif chain that diagnoses the condition), "
-    "so decide() raises instead of deciding; 900 terms still work"))
-
-
-@pytest.mark.parametrize("shape", [pytest.param("or", marks=_RECURSION), pytest.param("and", marks=_RECURSION),
-                                   "in_list"])
+@pytest.mark.parametrize("shape", ["or", "and", "in_list"])
 def test_a_condition_with_10000_terms_decides_in_linear_time(shape: str) -> None:
     def cond(n: int) -> str:
         if shape == "in_list":
