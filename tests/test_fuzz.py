@@ -226,7 +226,7 @@ def test_load_from_a_folder_of_arbitrary_bytes(blobs: list[bytes]) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Spec conformance found by fuzzing (owner: parser); xfail(strict) until fixed
+# Spec conformance found by fuzzing (fixed in the parser: several declarations may share a line)
 
 
 @settings(max_examples=20)
