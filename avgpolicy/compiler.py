@@ -41,6 +41,7 @@ import ast
 import bisect
 import copy
 import datetime
+import functools
 import itertools
 import linecache
 import threading
@@ -52,6 +53,7 @@ from . import nodes as n
 from . import runtime as rt
 from .decision import Decision
 from .model import BIRTHDATE_FIELD, FieldInfo, RuleInfo
+from .pseudonym import year_of
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -604,6 +606,135 @@ class _Gen:
 
 
 # ---------------------------------------------------------------------------
+# filter: decide and project in one pass
+
+class _FilterGen(_Gen):
+    """Builds ``rows(students, day)``, the generator ``Policy.filter`` runs for one epoch.
+
+    ``filter`` needs only whether each field is allowed and under which transform, not the
+    reasons, so each group of fields is decided to a small int: 0 when denied, else the
+    1-based index of the permit that grants (it picks the transform). A field is allowed
+    exactly when ``decide`` would allow it: the agreement is in force, every forbid in
+    window is known false, and some permit in window has a true condition and (for consent)
+    valid consent; the first such permit grants. The row is then built in request order,
+    each value guarded by its exact type, with the transform applied. Tests hold it to
+    ``decide`` field by field (tests/test_deep.py)."""
+
+    def filter_function(self) -> ast.Module | None:
+        """The module defining ``rows``, or None when no field can be allowed in this epoch."""
+        req = self.req
+        rep = req.representative(self.epoch)
+        if not (req.known_partner and rt.agreement_active(req.policy.model, req.partner, rep)):
+            return None
+        decided: list[ast.stmt] = []
+        flags: dict[int, tuple[str | None, list[RuleInfo]]] = {}
+        for gi, g in enumerate(req.groups):
+            if g.static is not None:
+                continue
+            forbids = [r for r in g.forbids if r.window.contains_date(rep)]
+            permits = [r for r, _ in g.permits if r.window.contains_date(rep)]
+            if not permits or any(r.condition is None for r in forbids):
+                continue
+            flag = f"_g{gi}"
+            chain: list[tuple[ast.expr, list[ast.stmt]]] = []
+            always: list[ast.stmt] | None = None
+            for j, r in enumerate(permits, 1):
+                tests = [] if r.condition is None else [self.truth(r.condition, True)]
+                if r.basis == "consent":
+                    tests.append(self.consent_valid(r))
+                if not tests:
+                    always = [_assign(flag, _const(j))]
+                    permits = permits[:j]
+                    break
+                chain.append((_and(tests), [_assign(flag, _const(j))]))
+            if not forbids and not chain:  # granted to every student: no flag needed
+                flags[gi] = (None, permits)
+                continue
+            grant = _chain(chain, always or [])
+            if forbids:
+                grant = [_if(_and([self.truth(r.condition, False) for r in forbids if r.condition is not None]),
+                             grant)]
+            decided.extend([_assign(flag, _const(0)), *grant])
+            flags[gi] = (flag, permits)
+        if not flags:
+            return None
+        # the row, in request order; consecutive fields under the same flag share one test
+        blocks: list[tuple[Any, list[ast.stmt]]] = []
+        for f, gi in zip(req.fields, req.group_of, strict=True):
+            if gi not in flags:
+                continue
+            flag, permits = flags[gi]
+            by_transform: dict[str | None, list[int]] = {}
+            for j, r in enumerate(permits, 1):
+                grant = r.grant_for(f)
+                assert grant is not None
+                by_transform.setdefault(grant.transform, []).append(j)
+            if flag is None or len(by_transform) == 1:
+                stmts = self.project(f, next(iter(by_transform)))
+                if blocks and blocks[-1][0] == flag:
+                    blocks[-1][1].extend(stmts)
+                else:
+                    blocks.append((flag, stmts))
+                continue
+            assert flag is not None
+            blocks.append((None, _chain([(ast.Compare(left=_name(flag), ops=[ast.In()],
+                                                      comparators=[_const(tuple(js))]),
+                                          self.project(f, t)) for t, js in by_transform.items()], [])))
+        project: list[ast.stmt] = [_assign("_row", ast.Dict(keys=[], values=[]))]
+        for flag, stmts in blocks:
+            project.extend(stmts if flag is None else [_if(_name(flag), stmts)])
+        project.append(_if(_name("_row"), [ast.Expr(value=ast.Yield(value=_name("_row")))]))
+        not_mapping = _if(ast.Compare(left=_call("_type", _name("s")), ops=[ast.IsNot()], comparators=[_name("_dict")]),
+                          [_assign("s", _call("_record", _name("s"))),
+                           _if(ast.Compare(left=_name("s"), ops=[ast.Is()], comparators=[_const(None)]),
+                               [ast.Continue()])])
+        loop = ast.For(target=_store("s"), iter=_name("students"), body=[not_mapping, *decided, *project], orelse=[])
+        args = ast.arguments(posonlyargs=[], args=[ast.arg(arg="students"), ast.arg(arg="day")], vararg=None,
+                             kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+        doc = _const(f"filter {req.partner}/{req.purpose} for fields {', '.join(req.fields)} "
+                     f"on local days {req.epoch_text(self.epoch)}")
+        return ast.fix_missing_locations(ast.Module(body=[
+            ast.FunctionDef(name="rows", args=args, body=[ast.Expr(value=doc), loop], decorator_list=[],
+                            returns=None)], type_ignores=[]))
+
+    def consent_valid(self, r: RuleInfo) -> ast.expr:
+        """Whether the student's consent for the rule's topic is valid (with or without inform_student)."""
+        topic = r.consent_topic
+        assert topic is not None
+        info = self.req.policy.model.consents.get(topic)
+        status = _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)),
+                       _name("day"))
+        return ast.Compare(left=status, ops=[ast.In()], comparators=[_const((rt.CONSENT_OK, rt.CONSENT_INFORM))])
+
+    def project(self, ref: str, transform: str | None) -> list[ast.stmt]:
+        """Put field ``ref`` into ``_row`` when its value is well-typed (after ``transform``)."""
+        req = self.req
+        info = req.policy.model.catalogue.fields[ref]
+        key = info.name if info.dataset == req.policy.model.catalogue.subject else ref
+        bind = ast.NamedExpr(target=_store("_v"), value=_get(key))
+        if info.type == "set":
+            guard: ast.expr = _call("_strset", bind)
+        else:
+            exact = _TYPE_NAMES.get(info.type) or req.value(rt.exact_type(info.type))
+            guard = ast.Compare(left=_call("_type", bind), ops=[ast.Is()], comparators=[_name(exact)])
+        put = ast.Subscript(value=_name("_row"), slice=_const(ref), ctx=ast.Store())
+        if transform is None:
+            return [_if(guard, [ast.Assign(targets=[put], value=_name("_v"))])]
+        if transform == "year" and info.type == "date":
+            return [_if(guard, [ast.Assign(targets=[put], value=ast.Attribute(value=_name("_v"), attr="year",
+                                                                               ctx=ast.Load()))])]
+        if transform == "year":
+            fn: Any = year_of
+        elif transform == "pseudonym" and req.policy._pseudonymizer is not None:
+            fn = functools.partial(req.policy._pseudonymizer.pseudonym, req.partner, ref)
+        else:  # (filter refuses a pseudonym without a key before it gets here)
+            return []
+        made = ast.NamedExpr(target=_store("_w"), value=_call(req.value(fn), _name("_v")))
+        return [_if(_and([guard, ast.Compare(left=made, ops=[ast.IsNot()], comparators=[_const(None)])]),
+                    [ast.Assign(targets=[put], value=_name("_w"))])]
+
+
+# ---------------------------------------------------------------------------
 # a compiled request
 
 class _Group:
@@ -680,6 +811,7 @@ class _Request:
         self.lock = threading.Lock()
         self.serial = next(_serial)
         self.filenames: list[str] = []
+        self.filters: dict[int, Any] = {}  # epoch -> rows(students, day), or None: use the held check
 
     # -- namespace and specs -----------------------------------------------------
 
@@ -796,6 +928,47 @@ class _Request:
         self.check.code_tree = tree
         self.check.source = source
 
+    def rows(self, students: Any, at: Any) -> Any:
+        """The rows ``filter`` yields for ``students`` at ``at`` from this epoch's generated filter;
+        None when the epoch has none (a condition too large to generate code for)."""
+        day = rt.local_day(at, self.policy.zone)
+        epoch = bisect.bisect_right(self.boundaries, day)
+        try:
+            fn = self.filters[epoch]
+        except KeyError:
+            fn = self.make_filter(epoch)
+        return None if fn is None else fn(students, day)
+
+    def filter_for(self, at: Any = None) -> Any:
+        """The generated ``rows(students, day)`` of the epoch of ``at`` (with ``.source`` and
+        ``.code_tree`` when code was generated); None when that epoch filters through the check."""
+        return self.make_filter(bisect.bisect_right(self.boundaries, rt.local_day(at, self.policy.zone)))
+
+    def make_filter(self, epoch: int) -> Any:
+        with self.lock:
+            if epoch in self.filters:
+                return self.filters[epoch]
+            fn: Any = None
+            if not self.too_large:
+                try:
+                    tree = _FilterGen(self, epoch).filter_function()
+                    if tree is None:
+                        fn = _no_rows
+                    else:
+                        source = ast.unparse(tree)
+                        filename = f"<avgpolicy filter {self.partner}/{self.purpose} #{self.serial}.{epoch}>"
+                        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+                        self.filenames.append(filename)
+                        scope: dict[str, Any] = {}
+                        exec(compile(tree, filename, "exec"), self.namespace, scope)  # built from ast nodes only
+                        fn = scope["rows"]
+                        fn.source = source
+                        fn.code_tree = tree
+                except RecursionError:  # too large for Python's compiler: filter through the held check
+                    fn = None
+            self.filters[epoch] = fn
+            return fn
+
     def resolve(self, at: Any) -> tuple[Any, datetime.date, int]:
         """(at, local day, epoch) for a moment; the epoch is specialised if it was not yet."""
         day = rt.local_day(at, self.policy.zone)
@@ -819,6 +992,11 @@ class _Request:
         return self.check(s, day)  # type: ignore[no-any-return]
 
 
+def _no_rows(students: Any, day: datetime.date) -> Any:
+    """The filter of an epoch in which no requested field can be allowed."""
+    return iter(())
+
+
 def _forget(filenames: list[str]) -> None:
     for f in filenames:
         linecache.cache.pop(f, None)
@@ -829,7 +1007,8 @@ def compile_request(policy: Policy, partner: str, purpose: str, fields: Sequence
 
     Attributes: ``source`` (the generated Python, via ast.unparse, with every epoch specialised
     so far), ``code_tree`` (its ``ast.Module``), ``boundaries`` (local dates where rules or
-    agreements begin or end), ``specialise_all()`` (generate every epoch now), ``request``.
+    agreements begin or end), ``specialise_all()`` (generate every epoch now), ``request``;
+    for ``filter``: ``rows(students, at)`` and ``filter_for(at)`` (the generated loop of an epoch).
     """
     req = _Request(policy, partner, purpose, fields)
     req.resolve(None)  # builds the function, with the epoch of today
@@ -844,5 +1023,7 @@ def compile_request(policy: Policy, partner: str, purpose: str, fields: Sequence
     check.boundaries = tuple(req.boundaries)
     check.specialise_all = specialise_all
     check.request = (partner, purpose, tuple(fields))
+    check.rows = req.rows
+    check.filter_for = req.filter_for
     weakref.finalize(check, _forget, req.filenames)
     return check

@@ -142,14 +142,19 @@ class Policy:
         _check_moment(at)
         if isinstance(students, (str, bytes, Mapping)) or not isinstance(students, Iterable):
             raise TypeError(f"students must be an iterable of student records, not {type(students).__name__}")
+        check = self._compiled(partner, purpose, key)
         if self._pseudonymizer is None:
-            needing = self._needs_key(partner, purpose, key)
+            needing = getattr(check, "needs_key", None)
+            if needing is None:  # worked out once per request: it walks the rules
+                needing = check.needs_key = self._needs_key(partner, purpose, key)
             if needing:
                 raise ValueError(f"{needing[0]} is permitted `as pseudonym` to {partner}: load the policy with "
                                  "pseudonym_key=... to filter it")
         moment = datetime.datetime.now(self.zone) if at is None else at
-        check = self._compiled(partner, purpose, key)
-        return self._rows(check, partner, key, students, moment)
+        rows = check.rows(students, moment)  # decides and projects in one generated loop
+        if rows is None:
+            return self._rows(check, partner, key, students, moment)
+        return rows  # type: ignore[no-any-return]
 
     def _plan(self, decision: Decision, partner: str) -> tuple[tuple[str, Any, Any, Any], ...]:
         """The projection plan of a decision: ``(ref, record key, exact type or None, transform or None)``

@@ -143,10 +143,20 @@ def shape(tree: ast.AST) -> str:
     return ast.dump(tree)
 
 
+def generated(check, kind: str) -> tuple[ast.Module, str]:
+    """(tree, source) of the held decision function, or of filter's generated loop."""
+    if kind == "decide":
+        return check.code_tree, check.source
+    rows = check.filter_for(AT)
+    assert rows is not None and rows.code_tree is not None
+    return rows.code_tree, rows.source
+
+
+@pytest.mark.parametrize("kind", ["decide", "filter"])
 @pytest.mark.parametrize("partner_key", ["partner", "partner2"])
-def test_generated_code_is_inert(partner_key: str) -> None:
+def test_generated_code_is_inert(partner_key: str, kind: str) -> None:
     _, check = compiled(IDENTS, partner_key)
-    tree = check.code_tree
+    tree, source = generated(check, kind)
     assert isinstance(tree, ast.Module) and tree.body
     names, free = names_used(tree)
     hostile_idents = {v for k, v in IDENTS.items() if not k.startswith("f_clash")}
@@ -170,15 +180,16 @@ def test_generated_code_is_inert(partner_key: str) -> None:
                 assert value not in (HOSTILE, LONG) and "\x00" not in value and "\u2028" not in value, \
                     (type(node).__name__, field_name)
     # the source is valid Python and means the same tree
-    assert ast.dump(ast.parse(check.source)) == ast.dump(ast.parse(ast.unparse(tree)))
+    assert ast.dump(ast.parse(source)) == ast.dump(ast.parse(ast.unparse(tree)))
 
 
-def test_identifiers_do_not_shape_the_code() -> None:
+@pytest.mark.parametrize("kind", ["decide", "filter"])
+def test_identifiers_do_not_shape_the_code(kind: str) -> None:
     """Renaming every identifier (builtins, dunders, clashes with compiler locals -> n0, n1, ...)
     changes only constants of the generated code, never its structure or names."""
     _, hostile = compiled(IDENTS)
     _, bland = compiled(BLAND)
-    assert shape(bland.code_tree) == shape(hostile.code_tree)
+    assert shape(generated(bland, kind)[0]) == shape(generated(hostile, kind)[0])
 
 
 def test_decisions_under_hostile_names_are_right() -> None:
@@ -224,6 +235,9 @@ def test_generated_sets_compile_to_inert_code(spec, data: st.DataObject) -> None
         check = policy.compile(p, u, refs)
         check.specialise_all()
         codes.append(check.code_tree)
-    (names, free), (renamed_names, _) = names_used(codes[0]), names_used(codes[1])
-    assert renamed_names == names
-    assert all(re.fullmatch(r"_[a-z]+\d*", x) for x in free), free
+        rows = check.filter_for(AT)
+        codes.append(rows.code_tree if rows is not None and hasattr(rows, "code_tree") else ast.Module([], []))
+    for original, other in ((codes[0], codes[2]), (codes[1], codes[3])):  # decide, filter
+        (names, free), (renamed_names, _) = names_used(original), names_used(other)
+        assert renamed_names == names
+        assert all(re.fullmatch(r"_[a-z]+\d*", x) for x in free), free

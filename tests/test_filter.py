@@ -128,3 +128,120 @@ def test_the_key_never_shows():
         assert key.decode() not in text and key.hex() not in text
     with pytest.raises(TypeError):
         Pseudonymizer(b"")
+
+
+# ---------------------------------------------------------------------------
+# the generated loop that decides and projects in one pass
+
+TWO_PERMITS = """
+dataset leerling "Leerlinggegevens" subject {
+    roepnaam      text  personal
+    geboortedatum date  personal
+    leerjaar      int   personal
+    school        text  personal
+}
+partner p "Partner"
+purpose doel "Doel"
+permit oud_volledig {
+    partner  p
+    purpose  doel
+    basis    contract
+    fields   leerling.geboortedatum, leerling.roepnaam
+    students where leerjaar >= 7
+}
+permit jong_alleen_jaar {
+    partner  p
+    purpose  doel
+    basis    contract
+    fields   leerling.geboortedatum as year, leerling.roepnaam
+    students where school == "12AB"
+}
+forbid niet_zonder_school {
+    partner  p
+    fields   leerling.roepnaam
+    students where school == "99ZZ"
+}
+"""
+
+
+def projected(policy, partner, purpose, fields, students, at):
+    """What filter must yield, worked out from decide field by field."""
+    rows = []
+    for s in students:
+        d = policy.decide(partner, purpose, fields, s, at=at)
+        row = {}
+        for ref, fd in d.fields.items():
+            value = s.get(ref.split(".", 1)[1]) if isinstance(s, dict) else None
+            if fd.allowed and value is not None:
+                row[ref] = value.year if fd.transform == "year" else value
+        if row:
+            rows.append(row)
+    return rows
+
+
+def test_the_transform_is_that_of_the_permit_that_grants():
+    policy = avgpolicy.loads(TWO_PERMITS)
+    fields = ["leerling.roepnaam", "leerling.geboortedatum"]
+    born = D(2013, 4, 2)
+    students = [
+        {"leerjaar": 8, "school": "34CD", "roepnaam": "Ada", "geboortedatum": born},  # oud_volledig: the date
+        {"leerjaar": 4, "school": "12AB", "roepnaam": "Bo", "geboortedatum": born},  # jong_alleen_jaar: the year
+        {"leerjaar": 8, "school": "12AB", "roepnaam": "Ben", "geboortedatum": born},  # both: the first by name
+        {"leerjaar": 4, "school": "34CD", "roepnaam": "Cas", "geboortedatum": born},  # neither
+        {"leerjaar": 8, "school": "99ZZ", "roepnaam": "Dirk", "geboortedatum": born},  # roepnaam forbidden
+        {"leerjaar": 8, "roepnaam": "Eva", "geboortedatum": born},  # school unknown: forbid may apply
+    ]
+    rows = list(policy.filter("p", "doel", fields, students, at=OCT))
+    assert [{"leerling.roepnaam": "Ada", "leerling.geboortedatum": born},
+            {"leerling.roepnaam": "Bo", "leerling.geboortedatum": 2013},
+            {"leerling.roepnaam": "Ben", "leerling.geboortedatum": 2013},
+            {"leerling.geboortedatum": born},
+            {"leerling.geboortedatum": born}] == rows
+    assert projected(policy, "p", "doel", fields, students, OCT) == rows
+    assert ["leerling.roepnaam", "leerling.geboortedatum"] == list(rows[0])  # request order
+    source = policy.compile("p", "doel", fields).filter_for(OCT).source
+    assert "def rows(students, day):" in source and "yield _row" in source
+
+
+def test_filter_follows_the_windows_of_one_held_request(policy):
+    fields = ["leerling.roepnaam", "leerling.achternaam"]
+    s = {**student(), "achternaam": "Jansen", "actief": True}
+    rows_at = {day: list(policy.filter("snappet", "leermiddelen", fields, [s], at=day))
+               for day in (D(2025, 7, 31), D(2025, 8, 15), OCT, D(2026, 7, 1), D(2026, 8, 1))}
+    assert [] == rows_at[D(2025, 7, 31)]  # before the processing agreement
+    assert [{"leerling.roepnaam": "Sanne"}] == rows_at[D(2025, 8, 15)]  # plusklas rule not yet in force
+    assert [{"leerling.roepnaam": "Sanne", "leerling.achternaam": "Jansen"}] == rows_at[OCT]
+    assert [{"leerling.roepnaam": "Sanne"}] == rows_at[D(2026, 7, 1)]  # plusklas rule ended
+    assert [] == rows_at[D(2026, 8, 1)]  # the agreement ended
+    for day, rows in rows_at.items():
+        assert projected(policy, "snappet", "leermiddelen", fields, [s], day) == rows
+
+
+def test_non_dict_mappings_and_non_mappings_in_the_generated_loop(policy):
+    from types import MappingProxyType
+
+    students = [MappingProxyType(student()), None, 42, ["roepnaam"], student(roepnaam="Ali")]
+    rows = list(policy.filter("snappet", "leermiddelen", ["leerling.roepnaam"], students, at=OCT))
+    assert [{"leerling.roepnaam": "Sanne"}, {"leerling.roepnaam": "Ali"}] == rows
+
+
+def test_a_condition_too_large_to_generate_filters_through_the_held_check():
+    terms = " or ".join(f"leerjaar == {i}" for i in range(600))
+    policy = avgpolicy.loads(TWO_PERMITS.replace("students where leerjaar >= 7", f"students where {terms}"))
+    fields = ["leerling.roepnaam", "leerling.geboortedatum"]
+    check = policy.compile("p", "doel", fields)
+    assert check.filter_for(OCT) is None  # decided by the interpreter, projected through its decisions
+    students = [{"leerjaar": 599, "school": "34CD", "roepnaam": "Ada", "geboortedatum": D(2012, 1, 1)},
+                {"leerjaar": 600, "school": "34CD", "roepnaam": "Bo"},
+                {"leerjaar": 600, "school": "12AB", "roepnaam": "Cas", "geboortedatum": D(2012, 1, 1)}]
+    rows = list(policy.filter("p", "doel", fields, students, at=OCT))
+    assert [{"leerling.roepnaam": "Ada", "leerling.geboortedatum": D(2012, 1, 1)},
+            {"leerling.roepnaam": "Cas", "leerling.geboortedatum": 2012}] == rows
+
+
+def test_nothing_can_be_allowed_yields_nothing(policy):
+    for partner, purpose, fields in [("snappet", "leermiddelen", ["leerling.bsn"]),  # no permit
+                                     ("snappet", "leermiddelen", ["leerling.zorgnotitie"]),  # forbidden
+                                     ("nobody", "leermiddelen", ["leerling.roepnaam"]),  # unknown partner
+                                     ("snappet", "leermiddelen", ["leerling.nope"])]:  # unknown field
+        assert [] == list(policy.filter(partner, purpose, fields, [student(zorgnotitie="x")], at=OCT))
