@@ -76,6 +76,9 @@ def filter_agrees(policy: avgpolicy.Policy, partner: str, purpose: str, fields: 
     rows = list(policy.filter(partner, purpose, fields, batch, at=at))
     again = list(policy.filter(partner, purpose, fields, batch, at=at))
     assert rows == again  # pseudonyms are deterministic
+    # the generated loop and the fallback (held check, then a projection plan per decision) agree
+    check = policy.compile(partner, purpose, fields)
+    assert rows == list(policy._rows(check, partner, tuple(fields), batch, at))
     subject = policy.model.catalogue.subject
     expected_rows = []
     for student in batch:
