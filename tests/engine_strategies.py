@@ -13,6 +13,7 @@ import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import spec_texts as spec
 from hypothesis import strategies as st
 
 from avgpolicy import model
@@ -402,58 +403,22 @@ def requests() -> st.SearchStrategy[tuple[str, str, list[str]]]:
 # ---------------------------------------------------------------------------
 # A small school for the example-based engine tests (spec sections 3-6 and api.md)
 
-SCHOOL = """
-dataset leerling "Leerlinggegevens" subject {
-    id            text      personal
-    eckid         text      pseudonym
-    roepnaam      text      personal
-    achternaam    text      personal
-    geboortedatum date      personal
-    school        text      personal
-    leerjaar      int       personal
-    onderwijstype text      personal
-    lesgroepen    set       personal
-    actief        bool      personal
-    bsn           text      national_id
-    foto          text      personal
-    zorgnotitie   text      special
-}
+_LESGROEPEN = "    lesgroepen    set       personal\n"
 
-dataset absentie "Absentiegegevens" {
-    datum  date  personal
-    reden  text  special
-}
-
-partner snappet "Snappet B.V." {
-    agreement "DPA-2025-031" valid from 2025-08-01 until 2026-07-31
-}
-partner dus-i "DUS-I / DUO"
-partner schoolwebsite "Website van de school"
+# the spec's examples (spec_texts.py) with a field `actief` and more partners, purposes and rules around them
+SCHOOL = ("\n" + spec.DATASETS.replace(_LESGROEPEN, _LESGROEPEN + "    actief        bool      personal\n") + "\n"
+          + spec.PARTNERS + spec.SCHOOLWEBSITE + """\
 partner gappy "Partner met een gat tussen twee overeenkomsten" {
     agreement "DPA-1" valid from 2025-01-01 until 2025-06-30
     agreement "DPA-2" valid from 2025-09-01 until 2025-12-31
 }
 partner uni "Universiteit"
 
-purpose leermiddelen "Levering en gebruik van digitaal leermateriaal"
-purpose publicatie "Publicatie op de website"
+""" + spec.LEERMIDDELEN + spec.PUBLICATIE + """\
 purpose bekostiging "Bekostiging"
 purpose onderzoek "Wetenschappelijk onderzoek"
 
-consent beeldmateriaal "Foto's en video's op website en sociale media"
-consent onderzoek "Deelname aan wetenschappelijk onderzoek" reconfirm_at_16
-
-permit snappet_lesmateriaal {
-    partner  snappet
-    purpose  leermiddelen
-    basis    contract
-    fields   leerling.{eckid, roepnaam, leerjaar, lesgroepen}, leerling.id as pseudonym
-    students where school == "12AB" and leerjaar in 3..8
-    valid    from 2025-08-01 until 2026-07-31
-    retain   1 year
-    note     "Alleen groepen 3 t/m 8 van De Regenboog"
-}
-
+""" + spec.CONSENTS + "\n" + spec.SNAPPET_LESMATERIAAL + """
 permit snappet_plusklas {
     partner  snappet
     purpose  leermiddelen
@@ -463,11 +428,7 @@ permit snappet_plusklas {
     valid    from 2025-09-01 until 2026-06-30
 }
 
-forbid geen_zorgdata_buiten_dus_i {
-    partner  * except dus-i
-    fields   leerling.zorgnotitie, absentie.reden
-}
-
+""" + spec.GEEN_ZORGDATA + """
 permit dus_i_bekostiging {
     partner  dus-i
     purpose  bekostiging
@@ -505,4 +466,4 @@ forbid gappy_geen_onderbouw {
     students where leerjaar < 3
     valid    from 2025-01-01
 }
-"""
+""")

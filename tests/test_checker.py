@@ -3,6 +3,18 @@
 import datetime
 
 import pytest
+from spec_texts import (
+    CONSENTS,
+    DATASETS,
+    DUS_I,
+    GEEN_ZORGDATA,
+    LEERMIDDELEN,
+    PUBLICATIE,
+    SCHOOLWEBSITE,
+    SNAPPET,
+    SNAPPET_LESMATERIAAL,
+    TESTS,
+)
 
 from avgpolicy.checker import check, suggest
 from avgpolicy.loader import analyse
@@ -352,62 +364,26 @@ def test_warnings_are_skipped_for_rules_with_errors():
 # ---------------------------------------------------------------------------
 # a realistic small school loads clean
 
+# the spec's examples (spec_texts.py) with more partners, purposes, rules and tests around them
 SCHOOL = {
-    "catalogue.avg": """\
-# De Regenboog: leerlinggegevens
-dataset leerling "Leerlinggegevens" subject {
-    id            text      personal
-    eckid         text      pseudonym
-    roepnaam      text      personal
-    achternaam    text      personal
-    geboortedatum date      personal
-    school        text      personal
-    leerjaar      int       personal
-    lesgroepen    set       personal
-    bsn           text      national_id
-    foto          text      personal
-    zorgnotitie   text      special
-    toets_score   int       sensitive
-}
-dataset absentie "Absentiegegevens" {
-    datum  date  personal
-    reden  text  special
-}
-""",
-    "partners.avg": """\
-partner snappet "Snappet B.V." {
-    agreement "DPA-2025-031" valid from 2025-08-01 until 2026-07-31
-}
+    "catalogue.avg": "# De Regenboog: leerlinggegevens\n" + (
+        DATASETS.replace("    onderwijstype text      personal\n", "")
+        .replace("    zorgnotitie   text      special\n",
+                 "    zorgnotitie   text      special\n    toets_score   int       sensitive\n")
+        .replace("}\n\ndataset", "}\ndataset")),
+    "partners.avg": SNAPPET + """\
 partner cito "Cito" {
     agreement "DPA-2024-007" valid from 2024-08-01 until 2027-07-31
 }
 partner parro "Parro (ParnasSys)" {
     agreement "DPA-2025-011" valid from 2025-01-01 until 2026-12-31
 }
-partner dus-i "DUS-I / DUO"
-partner schoolwebsite "Website van de school"
-
-purpose leermiddelen "Levering en gebruik van digitaal leermateriaal"
+""" + DUS_I + SCHOOLWEBSITE + "\n" + LEERMIDDELEN + """\
 purpose toetsing "Leerlingvolgsysteem en toetsen"
 purpose communicatie "Communicatie met ouders"
 purpose bekostiging "Bekostiging en verantwoording"
-purpose publicatie "Publicatie op de website"
-
-consent beeldmateriaal "Foto's en video's op website en sociale media"
-consent onderzoek "Deelname aan wetenschappelijk onderzoek" reconfirm_at_16
-""",
-    "rules.avg": """\
-permit snappet_lesmateriaal {
-    partner  snappet
-    purpose  leermiddelen
-    basis    contract
-    fields   leerling.{eckid, roepnaam, leerjaar, lesgroepen}, leerling.id as pseudonym
-    students where school == "12AB" and leerjaar in 3..8
-    valid    from 2025-08-01 until 2026-07-31
-    retain   1 year
-    note     "Alleen groepen 3 t/m 8 van De Regenboog"
-}
-
+""" + PUBLICATIE + "\n" + CONSENTS,
+    "rules.avg": SNAPPET_LESMATERIAAL + """
 permit cito_toetsen {
     partner  cito
     purpose  toetsing
@@ -440,30 +416,11 @@ permit website_foto {
     students where not "anoniem" in lesgroepen
 }
 
-forbid geen_zorgdata_buiten_dus_i {
-    partner  * except dus-i
-    fields   leerling.zorgnotitie, absentie.reden
-}
-""",
-    "tests/school.avg": """\
-test snappet_ziet_groep_5 {
-    at       2025-10-01
-    partner  snappet
-    purpose  leermiddelen
-    student  { school: "12AB", leerjaar: 5, geboortedatum: 2016-03-01, lesgroepen: ["5a"] }
-    expect allow leerling.roepnaam, leerling.eckid
-    expect deny  leerling.bsn because no_permit
-}
-
-test foto_met_toestemming {
-    at       2026-01-15T09:00
-    partner  schoolwebsite
-    purpose  publicatie
-    student  { geboortedatum: 2012-05-01, lesgroepen: [] }
-    consent  beeldmateriaal by parent on 2025-09-01
-    expect allow leerling.foto
-}
-
+""" + GEEN_ZORGDATA,
+    # the spec's two tests with lesgroepen (for website_foto's condition) and a time of day, and a third
+    "tests/school.avg": TESTS.replace("geboortedatum: 2016-03-01 }", 'geboortedatum: 2016-03-01, lesgroepen: ["5a"] }')
+    .replace("at       2026-01-15\n", "at       2026-01-15T09:00\n")
+    .replace("{ geboortedatum: 2012-05-01 }", "{ geboortedatum: 2012-05-01, lesgroepen: [] }") + """
 test foto_door_leerling_zelf {
     at       2026-01-15
     partner  schoolwebsite

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from spec_texts import snappet_permit, snappet_test, write_set
 
 from avgpolicy import cli
 from avgpolicy.cli import main
@@ -30,14 +31,7 @@ purpose leermiddelen "Leermiddelen"
 purpose publicatie "Publicatie"
 consent beeldmateriaal "Foto's"
 
-permit snappet_lesmateriaal {
-    partner  snappet
-    purpose  leermiddelen
-    basis    public_task
-    fields   leerling.{roepnaam, leerjaar}
-    students where school == "12AB" and ("plusklas" in lesgroepen or leerjaar >= 3)
-}
-
+""" + snappet_permit('school == "12AB" and ("plusklas" in lesgroepen or leerjaar >= 3)') + """
 permit website_fotos {
     partner  website
     purpose  publicatie
@@ -45,31 +39,15 @@ permit website_fotos {
     fields   leerling.foto
 }
 
-test groep_5 {
-    at       2025-10-01
-    partner  snappet
-    purpose  leermiddelen
-    student  { school: "12AB", leerjaar: 5 }
-    expect allow leerling.roepnaam
-}
-"""
+""" + snappet_test("groep_5", "12AB")
 
-FAILING_TEST = """
-test faalt {
-    at       2025-10-01
-    partner  snappet
-    purpose  leermiddelen
-    student  { school: "34CD", leerjaar: 5 }
-    expect allow leerling.roepnaam
-}
-"""
+# `test faalt` on line 2, its `expect allow leerling.roepnaam` on line 7 (the tests below name both)
+FAILING_TEST = "\n" + snappet_test("faalt", "34CD")
 
 
 @pytest.fixture
 def small(tmp_path: Path) -> Path:
-    (tmp_path / "set").mkdir()
-    (tmp_path / "set" / "school.avg").write_text(SMALL, encoding="utf-8")
-    return tmp_path / "set"
+    return write_set(tmp_path / "set", {"school.avg": SMALL})
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -128,7 +106,7 @@ def test_test_passes_on_the_bundled_set(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_test_reports_a_failing_test_with_exit_1(capsys: pytest.CaptureFixture[str], small: Path) -> None:
-    (small / "faalt.avg").write_text(FAILING_TEST, encoding="utf-8")
+    write_set(small, {"faalt.avg": FAILING_TEST})
     code, out, _ = run(capsys, "test", str(small))
     assert 1 == code
     assert "FAIL faalt" in out
@@ -146,7 +124,7 @@ def test_test_coverage_lists_untested_rules(capsys: pytest.CaptureFixture[str], 
 
 
 def test_test_json(capsys: pytest.CaptureFixture[str], small: Path) -> None:
-    (small / "faalt.avg").write_text(FAILING_TEST, encoding="utf-8")
+    write_set(small, {"faalt.avg": FAILING_TEST})
     code, out, _ = run(capsys, "test", str(small), "--format", "json")
     data = json.loads(out)
     assert 1 == code
@@ -281,6 +259,6 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.M
 
 
 def test_plain_output_has_no_escape_codes(capsys: pytest.CaptureFixture[str], small: Path) -> None:
-    (small / "faalt.avg").write_text(FAILING_TEST, encoding="utf-8")
+    write_set(small, {"faalt.avg": FAILING_TEST})
     _, out, _ = run(capsys, "test", str(small), "--coverage")
     assert "\033[" not in out

@@ -6,6 +6,7 @@ import importlib.metadata
 from pathlib import Path
 
 import pytest
+from spec_texts import snappet_permit, snappet_test, write_set
 
 pytest_plugins = ["pytester"]
 
@@ -30,14 +31,7 @@ partner snappet "Snappet"
 partner parro "Parro"
 purpose leermiddelen "Leermiddelen"
 
-permit snappet_lesmateriaal {
-    partner  snappet
-    purpose  leermiddelen
-    basis    public_task
-    fields   leerling.{roepnaam, leerjaar}
-    students where school == "12AB"
-}
-
+""" + snappet_permit('school == "12AB"') + """
 permit parro_namen {
     partner  parro
     purpose  leermiddelen
@@ -46,31 +40,14 @@ permit parro_namen {
 }
 """
 
-TESTS = """
-test groep_5 {
-    at       2025-10-01
-    partner  snappet
-    purpose  leermiddelen
-    student  { school: "12AB", leerjaar: 5 }
-    expect allow leerling.roepnaam
-    expect deny  leerling.achternaam because no_permit
-}
-
-test faalt_expres {
-    at       2025-10-01
-    partner  snappet
-    purpose  leermiddelen
-    student  { school: "34CD", leerjaar: 5 }
-    expect allow leerling.roepnaam
-}
-"""
+# `test faalt_expres` on line 11, its `expect allow leerling.roepnaam` on line 16 (the tests below name both)
+TESTS = ("\n" + snappet_test("groep_5", "12AB", extra="    expect deny  leerling.achternaam because no_permit\n")
+         + "\n" + snappet_test("faalt_expres", "34CD"))
 
 
 @pytest.fixture
 def school(pytester: pytest.Pytester) -> pytest.Pytester:
-    (pytester.path / "policies" / "tests").mkdir(parents=True)
-    (pytester.path / "policies" / "catalogue.avg").write_text(CATALOGUE, encoding="utf-8")
-    (pytester.path / "policies" / "tests" / "snappet.avg").write_text(TESTS, encoding="utf-8")
+    write_set(pytester.path / "policies", {"catalogue.avg": CATALOGUE, "tests/snappet.avg": TESTS})
     return pytester
 
 
@@ -154,11 +131,8 @@ def test_avg_coverage_lists_the_untested_rules(school: pytest.Pytester) -> None:
 def test_the_set_root_is_the_nearest_folder_holding_the_catalogue(tmp_path: Path) -> None:
     from avgpolicy._pytest_plugin import set_root
 
-    (tmp_path / "boards" / "a" / "tests").mkdir(parents=True)
-    (tmp_path / "los" / "b").mkdir(parents=True)
-    (tmp_path / "boards" / "a" / "catalogue.avg").write_text(CATALOGUE, encoding="utf-8")
-    (tmp_path / "boards" / "a" / "tests" / "t.avg").write_text(TESTS, encoding="utf-8")
-    (tmp_path / "los" / "b" / "losse_test.avg").write_text(TESTS, encoding="utf-8")
+    write_set(tmp_path, {"boards/a/catalogue.avg": CATALOGUE, "boards/a/tests/t.avg": TESTS,
+                         "los/b/losse_test.avg": TESTS})
     a, b = tmp_path / "boards" / "a", tmp_path / "los" / "b"
     assert a.resolve() == set_root(a / "tests" / "t.avg", tmp_path / "elsewhere")  # invoked elsewhere
     assert (a / "tests").resolve() == set_root(a / "tests" / "t.avg", a / "tests")  # never above the bound

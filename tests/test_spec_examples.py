@@ -1,12 +1,13 @@
 """Spec examples: every example of the language spec parses and validates as the spec says.
 
-The example texts are copied verbatim from the spec (language.md, v1); the tests do not
-read the spec itself, so the project stands alone.
+The example texts are copied verbatim from the spec (language.md, v1) into spec_texts.py;
+the tests do not read the spec itself, so the project stands alone.
 """
 
 import datetime
 
 import pytest
+from spec_texts import DATASETS, PARTNERS, PUBLICATIE, PURPOSES, RULES, SCHOOLWEBSITE, TESTS
 
 import avgpolicy
 from avgpolicy import nodes as n
@@ -16,92 +17,12 @@ from avgpolicy.source import Source
 
 TODAY = datetime.date(2025, 10, 1)
 
-# §3.1
-DATASETS = """\
-dataset leerling "Leerlinggegevens" subject {
-    id            text      personal
-    eckid         text      pseudonym
-    roepnaam      text      personal
-    achternaam    text      personal
-    geboortedatum date      personal
-    school        text      personal
-    leerjaar      int       personal
-    onderwijstype text      personal
-    lesgroepen    set       personal
-    bsn           text      national_id
-    foto          text      personal
-    zorgnotitie   text      special
-}
-
-dataset absentie "Absentiegegevens" {
-    datum  date  personal
-    reden  text  special
-}
-"""
-
-# §3.2
-PARTNERS = """\
-partner snappet "Snappet B.V." {
-    agreement "DPA-2025-031" valid from 2025-08-01 until 2026-07-31
-}
-partner dus-i "DUS-I / DUO"
-"""
-
-# §3.3
-PURPOSES = """\
-purpose leermiddelen "Levering en gebruik van digitaal leermateriaal"
-consent beeldmateriaal "Foto's en video's op website en sociale media"
-consent onderzoek "Deelname aan wetenschappelijk onderzoek" reconfirm_at_16
-"""
-
-# §3.5
-RULES = """\
-permit snappet_lesmateriaal {
-    partner  snappet
-    purpose  leermiddelen
-    basis    contract
-    fields   leerling.{eckid, roepnaam, leerjaar, lesgroepen}, leerling.id as pseudonym
-    students where school == "12AB" and leerjaar in 3..8
-    valid    from 2025-08-01 until 2026-07-31
-    retain   1 year
-    note     "Alleen groepen 3 t/m 8 van De Regenboog"
-}
-
-forbid geen_zorgdata_buiten_dus_i {
-    partner  * except dus-i
-    fields   leerling.zorgnotitie, absentie.reden
-}
-"""
-
 # §3.6
 CONDITION = ('students where school in ["12AB", "34CD"] and (leerjaar >= 3 or "plusklas" in lesgroepen) '
              "and not age >= 16")
 
-# §6
-TESTS = """\
-test snappet_ziet_groep_5 {
-    at       2025-10-01
-    partner  snappet
-    purpose  leermiddelen
-    student  { school: "12AB", leerjaar: 5, geboortedatum: 2016-03-01 }
-    expect allow leerling.roepnaam, leerling.eckid
-    expect deny  leerling.bsn because no_permit
-}
-
-test foto_met_toestemming {
-    at       2026-01-15
-    partner  schoolwebsite
-    purpose  publicatie
-    student  { geboortedatum: 2012-05-01 }
-    consent  beeldmateriaal by parent on 2025-09-01
-    expect allow leerling.foto
-}
-"""
-
 # Not in the spec: the partner and purpose the second test names, so the examples form one set.
-SUPPLEMENT = """\
-partner schoolwebsite "Website van de school"
-purpose publicatie "Publicatie op de website"
+SUPPLEMENT = SCHOOLWEBSITE + PUBLICATIE + """\
 permit website_foto {
     partner schoolwebsite
     purpose publicatie
