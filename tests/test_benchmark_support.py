@@ -69,14 +69,17 @@ def test_filter_equals_the_hand_written_loop() -> None:
 
 
 def test_compile_cache_stays_within_its_size_under_distinct_requests() -> None:
-    pol = avgpolicy.loads(gen.policy_texts(10), cache_size=8)
+    pol = avgpolicy.loads(gen.policy_texts(10), cache_size=8, pseudonym_key=b"k" * 32)
     student = records()[0]
     for partner, purpose, fields in itertools.islice(gen.distinct_requests(), 100):
-        pol.decide(partner=partner, purpose=purpose, fields=fields, student=student, at=gen.AT)
+        d = pol.decide(partner=partner, purpose=purpose, fields=fields, student=student, at=gen.AT)
+        rows = list(pol.filter(partner, purpose, fields, [student], at=gen.AT))  # same request: a hit
+        assert all(set(row) <= {f for f, fd in d.fields.items() if fd.allowed} for row in rows)
         assert pol.cache_info().currsize <= 8
     info = pol.cache_info()
     assert 8 == info.maxsize
     assert 100 == info.misses
+    assert 100 == info.hits
     assert 8 == info.currsize
 
 
