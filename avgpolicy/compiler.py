@@ -198,6 +198,13 @@ def _memoised(key: ast.expr) -> ast.expr:
     return ast.IfExp(test=found, body=_name("_d"), orelse=_call("_decision", _name("_k")))
 
 
+def _record_guard(not_mapping: ast.stmt) -> ast.If:
+    """``if type(s) is not dict: s = _record(s); if s is None: <not_mapping>``."""
+    return _if(ast.Compare(left=_call("_type", _name("s")), ops=[ast.IsNot()], comparators=[_name("_dict")]),
+               [_assign("s", _call("_record", _name("s"))),
+                _if(ast.Compare(left=_name("s"), ops=[ast.Is()], comparators=[_const(None)]), [not_mapping])])
+
+
 def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
     """``if a: ... elif b: ... else: last``."""
     out = last
@@ -431,6 +438,13 @@ class _Gen:
             return [known]
         return [_if(_and(guards), [known], self._conjunction(atoms, i + 1, a, rule, granted, target))]
 
+    def consent_status(self, r: RuleInfo) -> ast.expr:
+        """``_consent(s, topic, reconfirm_at_16, day)``: the CONSENT_* code for a consent-based rule."""
+        topic = r.consent_topic
+        assert topic is not None
+        info = self.req.policy.model.consents.get(topic)
+        return _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)), _name("day"))
+
     # -- one group of fields -----------------------------------------------------
 
     def group_body(self, group: _Group, emit: Callable[[Outcome], list[ast.stmt]]) -> list[ast.stmt]:
@@ -502,10 +516,7 @@ class _Gen:
         failed_consent: list[ast.stmt] = []
         if r.basis == "consent":
             topic = r.consent_topic
-            assert topic is not None
-            info = req.policy.model.consents.get(topic)
-            status = _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)),
-                           _name("day"))
+            status = self.consent_status(r)
             no_consent = [req.spec_id(("no_consent", r, c)) for c in rt.CONSENT_STATUSES]
             if later_static and dynamic is None:
                 failed_consent = emit(_Table(tuple(None if c in (rt.CONSENT_OK, rt.CONSENT_INFORM)
@@ -564,11 +575,7 @@ class _Gen:
         else:
             not_mapping = req.key([static_outcome(g) if g.static is not None or not agreement_ok
                                    else (req.spec_id(rt.NOT_MAPPING_SPEC),) for g in req.groups])
-            body.append(_if(ast.Compare(left=_call("_type", _name("s")), ops=[ast.IsNot()],
-                                        comparators=[_name("_dict")]),
-                            [_assign("s", _call("_record", _name("s"))),
-                             _if(ast.Compare(left=_name("s"), ops=[ast.Is()], comparators=[_const(None)]),
-                                 [ast.Return(value=_name(req.value(req.decision(not_mapping))))])]))
+            body.append(_record_guard(ast.Return(value=_name(req.value(req.decision(not_mapping))))))
             if len(req.groups) == 1:
                 def emit_single(outcome: Outcome) -> list[ast.stmt]:
                     if isinstance(outcome, tuple):
@@ -684,11 +691,8 @@ class _FilterGen(_Gen):
         for flag, stmts in blocks:
             project.extend(stmts if flag is None else [_if(_name(flag), stmts)])
         project.append(_if(_name("_row"), [ast.Expr(value=ast.Yield(value=_name("_row")))]))
-        not_mapping = _if(ast.Compare(left=_call("_type", _name("s")), ops=[ast.IsNot()], comparators=[_name("_dict")]),
-                          [_assign("s", _call("_record", _name("s"))),
-                           _if(ast.Compare(left=_name("s"), ops=[ast.Is()], comparators=[_const(None)]),
-                               [ast.Continue()])])
-        loop = ast.For(target=_store("s"), iter=_name("students"), body=[not_mapping, *decided, *project], orelse=[])
+        loop = ast.For(target=_store("s"), iter=_name("students"),
+                       body=[_record_guard(ast.Continue()), *decided, *project], orelse=[])
         args = ast.arguments(posonlyargs=[], args=[ast.arg(arg="students"), ast.arg(arg="day")], vararg=None,
                              kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
         doc = _const(f"filter {req.partner}/{req.purpose} for fields {', '.join(req.fields)} "
@@ -699,12 +703,8 @@ class _FilterGen(_Gen):
 
     def consent_valid(self, r: RuleInfo) -> ast.expr:
         """Whether the student's consent for the rule's topic is valid (with or without inform_student)."""
-        topic = r.consent_topic
-        assert topic is not None
-        info = self.req.policy.model.consents.get(topic)
-        status = _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)),
-                       _name("day"))
-        return ast.Compare(left=status, ops=[ast.In()], comparators=[_const((rt.CONSENT_OK, rt.CONSENT_INFORM))])
+        return ast.Compare(left=self.consent_status(r), ops=[ast.In()],
+                           comparators=[_const((rt.CONSENT_OK, rt.CONSENT_INFORM))])
 
     def project(self, ref: str, transform: str | None) -> list[ast.stmt]:
         """Put field ``ref`` into ``_row`` when its value is well-typed (after ``transform``)."""
@@ -914,11 +914,8 @@ class _Request:
         tree = ast.fix_missing_locations(ast.Module(body=[
             *defs, ast.FunctionDef(name="check", args=args, body=[doc, *body], decorator_list=[], returns=None)],
             type_ignores=[]))
-        source = ast.unparse(tree)
-        filename = f"<avgpolicy {self.partner}/{self.purpose} #{self.serial}.{len(self.filenames)}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        self.filenames.append(filename)
-        exec(compile(tree, filename, "exec"), self.namespace)  # code built from ast nodes only
+        source = self.load(tree, f"<avgpolicy {self.partner}/{self.purpose} #{self.serial}.{len(self.filenames)}>",
+                           self.namespace)
         new = self.namespace["check"]
         if self.check is None:
             self.check = new
@@ -928,11 +925,24 @@ class _Request:
         self.check.code_tree = tree
         self.check.source = source
 
+    def epoch_of(self, at: Any) -> tuple[datetime.date, int]:
+        """(local day, epoch) of a moment."""
+        day = rt.local_day(at, self.policy.zone)
+        return day, bisect.bisect_right(self.boundaries, day)
+
+    def load(self, tree: ast.Module, filename: str, scope: dict[str, Any]) -> str:
+        """Run a generated module (globals: the request's namespace; new names go into ``scope``);
+        its source is registered under ``filename`` for tracebacks. Returns the source."""
+        source = ast.unparse(tree)
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        self.filenames.append(filename)
+        exec(compile(tree, filename, "exec"), self.namespace, scope)  # code built from ast nodes only
+        return source
+
     def rows(self, students: Any, at: Any) -> Any:
         """The rows ``filter`` yields for ``students`` at ``at`` from this epoch's generated filter;
         None when the epoch has none (a condition too large to generate code for)."""
-        day = rt.local_day(at, self.policy.zone)
-        epoch = bisect.bisect_right(self.boundaries, day)
+        day, epoch = self.epoch_of(at)
         try:
             fn = self.filters[epoch]
         except KeyError:
@@ -942,7 +952,7 @@ class _Request:
     def filter_for(self, at: Any = None) -> Any:
         """The generated ``rows(students, day)`` of the epoch of ``at`` (with ``.source`` and
         ``.code_tree`` when code was generated); None when that epoch filters through the check."""
-        return self.make_filter(bisect.bisect_right(self.boundaries, rt.local_day(at, self.policy.zone)))
+        return self.make_filter(self.epoch_of(at)[1])
 
     def make_filter(self, epoch: int) -> Any:
         with self.lock:
@@ -955,12 +965,9 @@ class _Request:
                     if tree is None:
                         fn = _no_rows
                     else:
-                        source = ast.unparse(tree)
-                        filename = f"<avgpolicy filter {self.partner}/{self.purpose} #{self.serial}.{epoch}>"
-                        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-                        self.filenames.append(filename)
                         scope: dict[str, Any] = {}
-                        exec(compile(tree, filename, "exec"), self.namespace, scope)  # built from ast nodes only
+                        source = self.load(tree, f"<avgpolicy filter {self.partner}/{self.purpose} "
+                                                 f"#{self.serial}.{epoch}>", scope)
                         fn = scope["rows"]
                         fn.source = source
                         fn.code_tree = tree
@@ -971,8 +978,7 @@ class _Request:
 
     def resolve(self, at: Any) -> tuple[Any, datetime.date, int]:
         """(at, local day, epoch) for a moment; the epoch is specialised if it was not yet."""
-        day = rt.local_day(at, self.policy.zone)
-        epoch = bisect.bisect_right(self.boundaries, day)
+        day, epoch = self.epoch_of(at)
         if epoch not in self.ready:
             self.specialise(epoch)
         resolved = (at, day, epoch)
