@@ -41,7 +41,6 @@ import ast
 import bisect
 import copy
 import datetime
-import functools
 import itertools
 import linecache
 import threading
@@ -710,8 +709,7 @@ class _FilterGen(_Gen):
         """Put field ``ref`` into ``_row`` when its value is well-typed (after ``transform``)."""
         req = self.req
         info = req.policy.model.catalogue.fields[ref]
-        key = info.name if info.dataset == req.policy.model.catalogue.subject else ref
-        bind = ast.NamedExpr(target=_store("_v"), value=_get(key))
+        bind = ast.NamedExpr(target=_store("_v"), value=_get(req.policy.model.catalogue.record_key(ref)))
         if info.type == "set":
             guard: ast.expr = _call("_strset", bind)
         else:
@@ -723,11 +721,9 @@ class _FilterGen(_Gen):
         if transform == "year" and info.type == "date":
             return [_if(guard, [ast.Assign(targets=[put], value=ast.Attribute(value=_name("_v"), attr="year",
                                                                                ctx=ast.Load()))])]
-        if transform == "year":
-            fn: Any = year_of
-        elif transform == "pseudonym" and req.policy._pseudonymizer is not None:
-            fn = functools.partial(req.policy._pseudonymizer.pseudonym, req.partner, ref)
-        else:  # (filter refuses a pseudonym without a key before it gets here)
+        fn: Any = year_of if transform == "year" else \
+            req.policy._pseudonym_function(req.partner, ref) if transform == "pseudonym" else None
+        if fn is None:  # a pseudonym without a key: never sent (filter refuses such a request before)
             return []
         made = ast.NamedExpr(target=_store("_w"), value=_call(req.value(fn), _name("_v")))
         return [_if(_and([guard, ast.Compare(left=made, ops=[ast.IsNot()], comparators=[_const(None)])]),

@@ -72,6 +72,12 @@ class Catalogue:
         """The subject dataset's fields by bare name (what ``students where`` can use)."""
         return MappingProxyType({f.name: f for f in self.datasets[self.subject].fields})
 
+    def record_key(self, ref: str) -> str:
+        """The key of a field's value in a student record: the bare name for the subject
+        dataset (``roepnaam``), the full reference for any other (``absentie.reden``)."""
+        info = self.fields[ref]
+        return info.name if info.dataset == self.subject else ref
+
 
 @attrs.frozen
 class WindowInfo:

@@ -156,26 +156,31 @@ class Policy:
             return self._rows(check, partner, key, students, moment)
         return rows  # type: ignore[no-any-return]
 
+    def _pseudonym_function(self, partner: str, ref: str) -> Any:
+        """``value -> pseudonym`` for ``ref`` sent to ``partner`` (None for an ill-typed value);
+        None when the policy has no pseudonym key."""
+        if self._pseudonymizer is None:
+            return None
+        return functools.partial(self._pseudonymizer.pseudonym, partner, ref)
+
     def _plan(self, decision: Decision, partner: str) -> tuple[tuple[str, Any, Any, Any], ...]:
         """The projection plan of a decision: ``(ref, record key, exact type or None, transform or None)``
         for each permitted field, in request order (empty when nothing is permitted). A type of None
         means a set of text (checked by ``runtime.is_str_set``)."""
         catalogue = self.model.catalogue
-        subject = catalogue.subject
         plan = []
         for ref, fd in decision.fields.items():
             if not fd.allowed:
                 continue
             info = catalogue.fields[ref]
-            key = info.name if info.dataset == subject else ref
+            key = catalogue.record_key(ref)
             exact = None if info.type == "set" else rt.exact_type(info.type)
             transform: Any = None
             if fd.transform == "year":
                 transform = year_of if exact is not datetime.date else _YEAR  # (the same, faster, on a date)
             elif fd.transform == "pseudonym":
-                pseudonymizer = self._pseudonymizer
-                assert pseudonymizer is not None
-                transform = functools.partial(pseudonymizer.pseudonym, partner, ref)
+                transform = self._pseudonym_function(partner, ref)
+                assert transform is not None  # (filter refuses a pseudonym without a key before)
             plan.append((ref, key, exact, transform))
         return tuple(plan)
 
