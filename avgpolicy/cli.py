@@ -281,8 +281,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------
 
+def _package_version() -> str:
+    from . import __version__
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avgpolicy", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version",
+                        version=f"avgpolicy {_package_version()} (policy language v2)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="parse and validate policy files; exit 1 on errors")

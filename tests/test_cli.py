@@ -262,3 +262,12 @@ def test_plain_output_has_no_escape_codes(capsys: pytest.CaptureFixture[str], sm
     write_set(small, {"faalt.avg": FAILING_TEST})
     _, out, _ = run(capsys, "test", str(small), "--coverage")
     assert "\033[" not in out
+
+
+def test_version_prints_the_package_and_language_versions(capsys):
+    import avgpolicy
+
+    with pytest.raises(SystemExit) as exc:
+        cli.build_parser().parse_args(["--version"])
+    assert 0 == exc.value.code
+    assert f"avgpolicy {avgpolicy.__version__} (policy language v2)" == capsys.readouterr().out.strip()
