@@ -53,7 +53,13 @@ class Reason:
 
 @attrs.frozen
 class FieldDecision:
-    """The outcome for one requested field; rule/basis/transform/retain are set when allowed."""
+    """The outcome for one requested field; rule/basis/transform/retain are set when allowed.
+
+    When allowed, ``law`` is the law the basis rests on (``legal_obligation("...")``,
+    ``public_task("...")``), ``agreement`` the reference of the processing agreement in force
+    that covers the field and purpose (None for a partner without agreements) and ``dpia`` the
+    DPIA that covers the flow (the permit's, else that of an agreement in force covering it).
+    """
 
     field: str
     allowed: bool
@@ -62,12 +68,16 @@ class FieldDecision:
     basis: str | None = None
     transform: str | None = None
     retain: str | None = None
+    law: str | None = None
+    agreement: str | None = None
+    dpia: str | None = None
 
     def __bool__(self) -> bool:
         return self.allowed
 
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, "allowed": self.allowed, "rule": self.rule, "basis": self.basis,
+                "law": self.law, "agreement": self.agreement, "dpia": self.dpia,
                 "transform": self.transform, "retain": self.retain,
                 "reasons": [r.to_dict() for r in self.reasons]}
 
@@ -109,8 +119,9 @@ class Decision:
         lines = [f"{verdict}: partner {self.partner}, purpose {self.purpose} (policy {self.policy_version})"]
         for fd in self.fields.values():
             if fd.allowed:
-                extra = "".join(f", {k} {v}" for k, v in (("basis", fd.basis), ("as", fd.transform),
-                                                            ("retain", fd.retain)) if v)
+                extra = "".join(f", {k} {v}" for k, v in (
+                    ("basis", fd.basis), ("law", fd.law and f'"{fd.law}"'), ("agreement", fd.agreement),
+                    ("dpia", fd.dpia), ("as", fd.transform), ("retain", fd.retain)) if v)
                 lines.append(f"  {fd.field}: allowed by {fd.rule}{extra}")
             else:
                 lines.append(f"  {fd.field}: denied")
