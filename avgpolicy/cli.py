@@ -272,7 +272,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.students < 1:
         raise UsageError("--students must be at least 1")
-    at = _parse_moment(args.at)
+    at = _parse_moment(args.at) if args.at else None
     progress: TextIO | None = sys.stderr if _use_colour(sys.stderr) else None
     run_demo(students=args.students, seed=args.seed, at=at, out=sys.stdout, progress=progress,
              paths=args.paths or None)
@@ -325,8 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH", help="another policy set (default: the bundled one)")
     p.add_argument("--students", type=int, default=5000, help="how many synthetic students (default 5000)")
     p.add_argument("--seed", type=int, default=2025, help="random seed (default 2025)")
-    p.add_argument("--at", metavar="WHEN", default="2026-03-02T10:00",
-                   help="the moment of the feeds (default 2026-03-02T10:00)")
+    p.add_argument("--at", metavar="WHEN",
+                   help="the moment of the feeds (default: 2026-03-02T10:00 for the bundled set; for a set of "
+                        "your own, today or the day when most of its agreements and rules are in force)")
     p.set_defaults(func=cmd_demo)
     return parser
 

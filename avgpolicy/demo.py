@@ -79,6 +79,21 @@ def _value_by_type(rng: random.Random, field: FieldInfo, i: int) -> Any:
     return f"{field.name}-{i}"
 
 
+def _value_from_conditions(rng: random.Random, field: FieldInfo, i: int, mentioned: Sequence[Any]) -> Any:
+    """Mostly a value the policy's own conditions compare the field with (so that a policy of one's
+    own, with fields the generator does not know, still has students inside its rules), else one of
+    its type."""
+    if field.type == "set":
+        words = [v for v in mentioned if type(v) is str]
+        if words and rng.random() < 0.7:
+            return frozenset(rng.sample(words, rng.randint(1, len(words))))
+    else:
+        fitting = [v for v in mentioned if _fits(v, field.type)]
+        if fitting and rng.random() < 0.7:
+            return rng.choice(fitting)
+    return _value_by_type(rng, field, i)
+
+
 _PY_TYPES = {"text": str, "int": int, "bool": bool, "date": datetime.date, "set": frozenset}
 
 
@@ -131,7 +146,8 @@ def generate_students(policy: Policy, count: int, *, seed: int = 2025,
     model: PolicyModel = policy.model
     cat = model.catalogue
     subject = cat.subject_fields
-    schools = [s for s in condition_values(policy).get("school", []) if isinstance(s, str)] or ["00AA"]
+    mentioned = condition_values(policy)
+    schools = [s for s in mentioned.get("school", []) if isinstance(s, str)] or ["00AA"]
     primary = schools[0]
     topics = sorted(model.consents)
     year_start = _school_year_start(today)
@@ -175,7 +191,8 @@ def generate_students(policy: Policy, count: int, *, seed: int = 2025,
             "dyslexieverklaring": rng.random() < 0.08,
             "ondersteuningsbehoefte": "OPP: extra instructie" if support else "",
         }
-        student = {name: known[name] if _fits(known.get(name), fi.type) else _value_by_type(rng, fi, i)
+        student = {name: known[name] if _fits(known.get(name), fi.type)
+                   else _value_from_conditions(rng, fi, i, mentioned.get(name, ()))
                    for name, fi in subject.items()}
         for fi in other_fields:
             student[fi.ref] = _value_by_type(rng, fi, i)
@@ -207,6 +224,8 @@ class FeedResult:
     fields_denied: int = 0
     informed: int = 0  # allowed, but the student must be told (parental consent after 16)
     denials: Counter[str] = attrs.field(factory=Counter)
+    #: students with no field allowed, by the main reason (the first of PLAIN_REASONS that applies)
+    left_out: Counter[str] = attrs.field(factory=Counter)
 
 
 @attrs.define
@@ -221,6 +240,7 @@ class DemoResult:
     filter_seconds: float
     tests_passed: int = 0
     tests_failed: int = 0
+    moment_reason: str = "given"
 
     @property
     def decisions(self) -> int:
@@ -249,6 +269,68 @@ def feeds(policy: Policy) -> list[Feed]:
     return [Feed(p, u, tuple(f)) for (p, u), f in sorted(out.items())]
 
 
+#: reason codes in words a school understands, in the order that names a left-out student's main reason
+PLAIN_REASONS = {
+    "agreement_inactive": "no processing agreement in force",
+    "outside_agreement": "outside what the processing agreement covers",
+    "left_school": "has left the school",
+    "forbidden": "a rule forbids it",
+    "no_consent": "no valid consent",
+    "not_in_subset": "not among the students the rule is for",
+    "outside_window": "the rule is not in force on that day",
+    "missing_attribute": "data missing or unusable in the student record",
+    "no_permit": "no rule permits it",
+}
+
+
+def main_reason(codes: set[str]) -> str:
+    """The code that best explains to a school why a student received nothing."""
+    return next((code for code in PLAIN_REASONS if code in codes), min(codes) if codes else "no_permit")
+
+
+#: the moment of the bundled example's feeds: a school day inside every agreement of the example set
+BUNDLED_MOMENT = datetime.datetime(2026, 3, 2, 10, 0)
+
+
+def pick_moment(policy: Policy, today: datetime.date) -> tuple[datetime.datetime, str]:
+    """A moment for the feeds of a policy set of one's own, and why it was chosen.
+
+    Today at 10:00 when no other day lets more feeds take effect (a permit in force and, for a partner
+    with agreements, one of them valid); else the day that lets most take effect (the nearest to today
+    of those), among today and every day an agreement or a permit window starts or ends.
+    """
+    m = policy.model
+    all_feeds = feeds(policy)
+    candidates = {today}
+    for partner in m.partners.values():
+        for a in partner.agreements:
+            candidates.update(d for d in (a.window.start, a.window.end) if d is not None)
+    for rule in m.rules:
+        candidates.update(d for d in (rule.window.start, rule.window.end) if d is not None)
+
+    def live(day: datetime.date) -> int:
+        count = 0
+        for feed in all_feeds:
+            agreements = m.partners[feed.partner].agreements
+            if agreements and not any(a.window.contains_date(day) for a in agreements):
+                continue
+            if any(r.effect == "permit" and r.partners.matches(feed.partner) and r.purposes.matches(feed.purpose)
+                   and r.window.contains_date(day) for r in m.rules):
+                count += 1
+        return count
+
+    best = max(sorted(candidates), key=lambda d: (live(d), -abs((d - today).days)))
+    best_live, today_live = live(best), live(today)
+    moment = datetime.datetime(best.year, best.month, best.day, 10, 0)
+    if best_live == today_live:
+        best, moment = today, datetime.datetime(today.year, today.month, today.day, 10, 0)
+        why = f"today; {today_live} of {len(all_feeds)} feeds can take effect (pass --at to choose another moment)"
+    else:
+        why = (f"{best_live} of {len(all_feeds)} feeds can take effect then, against {today_live} today "
+               f"({today}): agreements or rule windows are not in force today (pass --at to choose)")
+    return moment, why
+
+
 def _age(birth: Any, day: datetime.date) -> int | None:
     if type(birth) is not datetime.date:
         return None
@@ -273,12 +355,17 @@ def run_feeds(policy: Policy, students: Sequence[dict[str, Any]], at: Any,
         decide_seconds += time.perf_counter() - started
         result.decisions = len(decisions)
         for d in decisions:
+            codes: set[str] = set()
             for fd in d.fields.values():
                 if not fd.allowed:
                     result.fields_denied += 1
-                    result.denials.update({r.code for r in fd.reasons})
+                    field_codes = {r.code for r in fd.reasons}
+                    result.denials.update(field_codes)
+                    codes |= field_codes
                 elif any(r.code == "inform_student" for r in fd.reasons):
                     result.informed += 1
+            if not d.allowed and not any(fd.allowed for fd in d.fields.values()):
+                result.left_out[main_reason(codes)] += 1
         started = time.perf_counter()
         rows = list(policy.filter(feed.partner, feed.purpose, list(feed.fields), students, at=at))
         filter_seconds += time.perf_counter() - started  # (the tallies below are not timed)
@@ -301,8 +388,11 @@ def run_demo(*, students: int = 5000, seed: int = 2025, at: Any = None, out: Tex
     from .testing import run
 
     policy = load(*(list(paths) if paths else [bundled_policy_path()]), pseudonym_key=DEMO_PSEUDONYM_KEY)
-    if at is None:
-        at = datetime.datetime(2026, 3, 2, 10, 0)
+    why = "given"
+    if at is None and not paths:
+        at, why = BUNDLED_MOMENT, "a school day inside every agreement of the example set"
+    elif at is None:
+        at, why = pick_moment(policy, local_day(datetime.datetime.now(policy.zone), policy.zone))
     today = local_day(at, policy.zone)
     if progress is not None:
         progress.write(f"\r\033[K  generating {students} students")
@@ -317,10 +407,36 @@ def run_demo(*, students: int = 5000, seed: int = 2025, at: Any = None, out: Tex
         inactive=sum(1 for s in body if s.get("actief") is False),
         over_16=sum(1 for s in body if (a := _age(s.get("geboortedatum"), today)) is not None and a >= 16),
         feeds=results, decide_seconds=decide_seconds, filter_seconds=filter_seconds,
-        tests_passed=len(report.results) - len(report.failures), tests_failed=len(report.failures))
+        tests_passed=len(report.results) - len(report.failures), tests_failed=len(report.failures),
+        moment_reason=why)
     if out is not None:
         out.write(render(demo, policy, at))
     return demo
+
+
+def plain_summary(demo: DemoResult, policy: Policy) -> list[str]:
+    """Which partner gets which data about how many students, and why not the others: in words."""
+    m = policy.model
+    lines = ["What goes where:"]
+    for r in demo.feeds:
+        partner = m.partners[r.feed.partner]
+        purpose = m.purposes[r.feed.purpose]
+        who = f"{partner.title} ({partner.name})" if partner.title else partner.name
+        why = f"{purpose.title} ({purpose.name})" if purpose.title else purpose.name
+        if not r.students_shared:
+            lines.append(f"  {who} receives nothing for {why}.")
+        else:
+            subject = m.catalogue.subject  # the student's own fields by name, other datasets' as dataset.field
+            names = ", ".join(sorted(f.split(".", 1)[1] if f.startswith(subject + ".") else f
+                                     for f in r.fields_shared))
+            lines.append(f"  {who} receives {names} about {r.students_shared:,} of {demo.students:,} students, "
+                         f"for {why}.")
+        others = demo.students - r.students_shared
+        if others and r.left_out:
+            because = ", ".join(f"{PLAIN_REASONS.get(code, code)} ({count:,})"
+                                for code, count in r.left_out.most_common())
+            lines.append(f"    Not about the other {others:,}: {because}.")
+    return lines
 
 
 def render(demo: DemoResult, policy: Policy, at: Any) -> str:
@@ -329,12 +445,16 @@ def render(demo: DemoResult, policy: Policy, at: Any) -> str:
     lines = [
         f"avgpolicy demo: policy {policy.version}, {len(policy.sources)} files, {len(m.rules)} rules, "
         f"{len(m.partners)} partners; {demo.tests_passed} test blocks pass, {demo.tests_failed} fail",
-        f"{demo.students} synthetic students ("
-        + ", ".join(f"school {k}: {v}" for k, v in sorted(demo.schools.items()))
-        + f"); {demo.inactive} inactive, {demo.over_16} aged 16 or over, "
+        f"{demo.students} synthetic students"
+        + (" (" + ", ".join(f"school {k}: {v}" for k, v in sorted(demo.schools.items())) + ")"
+           if demo.schools else "")
+        + f"; {demo.inactive} inactive, {demo.over_16} aged 16 or over, "
         f"{demo.bad_records} with a missing or ill-typed value",
-        f"feeds at {moment} ({policy.timezone})",
+        f"feeds at {moment} ({policy.timezone}): {demo.moment_reason}",
         "",
+        *plain_summary(demo, policy),
+        "",
+        "For developers:",
         f"{'partner':<15} {'purpose':<21} {'students':>9} {'fields':>7} {'values':>8}  top denial reasons",
     ]
     for r in demo.feeds:

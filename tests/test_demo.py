@@ -132,3 +132,49 @@ def test_progress_goes_to_the_given_stream_only() -> None:
     run_demo(students=20, seed=1, out=out, progress=progress)
     assert "feed 1/" in progress.getvalue()
     assert "feed 1/" not in out.getvalue()
+
+
+OWN_POLICY = """
+dataset kind "Kinderen" subject {
+    id       text personal
+    klas     int  personal
+    naam     text personal
+}
+partner app "Leer-app B.V." {
+    agreement "A-1" valid from 2024-01-01 until 2024-12-31
+}
+purpose les "Lessen"
+permit app_les {
+    partner app
+    purpose les
+    basis contract
+    fields kind.naam
+    students where klas in 3..5
+}
+"""
+
+
+def test_demo_on_a_policy_of_ones_own_picks_a_moment_inside_its_agreements(tmp_path) -> None:
+    (tmp_path / "own.avg").write_text(OWN_POLICY, encoding="utf-8")
+    out = io.StringIO()
+    demo = run_demo(students=300, paths=[str(tmp_path)], out=out)
+    text = out.getvalue()
+    # the only agreement ended in 2024: a moment inside it is chosen, and the output says so and why
+    assert "feeds at 2024-12-31 10:00:00" in text
+    assert "1 of 1 feeds can take effect then" in text
+    # students come from the policy's own catalogue, many inside the rule's `klas in 3..5`
+    (feed,) = demo.feeds
+    assert 0 < feed.students_shared < 300
+    # the plain-words summary comes first, the developer figures after it
+    assert text.index("What goes where:") < text.index("For developers:") < text.index("decisions/s")
+    assert f"Leer-app B.V. (app) receives naam about {feed.students_shared} of 300 students" in text
+    assert f"Not about the other {300 - feed.students_shared}: not among the students the rule is for" in text
+
+
+def test_an_explicit_moment_is_kept_and_said_to_be_given(tmp_path) -> None:
+    (tmp_path / "own.avg").write_text(OWN_POLICY, encoding="utf-8")
+    out = io.StringIO()
+    demo = run_demo(students=50, paths=[str(tmp_path)], out=out, at=datetime.date(2025, 6, 1))
+    assert "feeds at 2025-06-01 (Europe/Amsterdam): given" in out.getvalue()
+    assert {"agreement_inactive": 50} == dict(demo.feeds[0].left_out)
+    assert "no processing agreement in force (50)" in out.getvalue()
