@@ -18,6 +18,7 @@ import datetime
 import html
 import io
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -182,8 +183,8 @@ def _gaps(windows: list[WindowInfo]) -> list[dict[str, str]]:
                 and w.start > covered_until + datetime.timedelta(days=1):
             out.append({"from": (covered_until + datetime.timedelta(days=1)).isoformat(),
                         "until": (w.start - datetime.timedelta(days=1)).isoformat()})
-        if w.end is None:
-            break  # open-ended: nothing after it can be a gap
+        if w.end is None or w.end == datetime.date.max:
+            break  # open-ended (or ending on the last representable day): nothing after it can be a gap
         covered_until = w.end if covered_until is None else max(covered_until, w.end)
     return out
 
@@ -455,9 +456,31 @@ CSV_COLUMNS = ("partner", "partner_title", "agreement_status", "agreements", "ne
                "transform", "blocked_by", "students", "rule_window", "retain", "note", "location")
 
 
+#: a cell starting with one of these is a formula (or DDE call) to Excel, LibreOffice and Google Sheets
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A cell that no spreadsheet reads as a formula: text starting with ``= + - @`` (after any
+    leading spaces) gets a leading ``'``, as OWASP advises; numbers and other text are unchanged."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """``csv.writer`` whose every cell goes through ``_csv_cell``."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([_csv_cell(v) for v in row])
+
+
 def _csv(reg: dict[str, Any]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = _SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
     for p in reg["partners"]:
         agreements = "; ".join(f"{a['reference']} {a['text']}" for a in p["agreements"])
@@ -477,17 +500,45 @@ def _csv(reg: dict[str, Any]) -> str:
 
 # -- markdown ----------------------------------------------------------------
 
+#: every character that ends a line in some renderer (CommonMark, GFM, HTML, Unicode line separators)
+_LINE_BREAKS = str.maketrans({c: " " for c in "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+#: Markdown punctuation that can start emphasis, links, code, strike-through or a table cell; escaped
+_MD_PUNCTUATION = str.maketrans({c: "\\" + c for c in "\\`*[]~|!#"})
+
+#: an underscore that could open or close emphasis (one inside a word, as in ``uu_onderzoek``, cannot)
+_MD_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
 def _md(text: Any) -> str:
-    """Text safe inside a Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Policy text as inert inline Markdown: one line, no HTML, no emphasis, links or table breaks.
+
+    Line breaks become spaces (a note cannot start a heading or a list), ``<``, ``>`` and ``&``
+    become entities (no raw HTML reaches the page) and Markdown punctuation is backslash-escaped.
+    """
+    plain = str(text).translate(_LINE_BREAKS)
+    plain = plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_UNDERSCORE.sub(r"\\_", plain.translate(_MD_PUNCTUATION))
+
+
+def _md_code(text: Any) -> str:
+    """Policy text as a Markdown code span (one line; fenced by enough backticks; ``|`` escaped for tables)."""
+    plain = str(text).translate(_LINE_BREAKS).replace("|", "\\|")
+    run = fence = 0
+    for ch in plain:
+        run = run + 1 if ch == "`" else 0
+        fence = max(fence, run)
+    ticks = "`" * (fence + 1)
+    pad = " " if plain.startswith("`") or plain.endswith("`") or not plain.strip(" ") else ""
+    return f"{ticks}{pad}{plain}{pad}{ticks}"
 
 
 def _md_field(f: dict[str, Any]) -> str:
-    label = f"`{_field_label(f, qualified=False)}`"
+    label = _md_code(_field_label(f, qualified=False))
     if f["marker"]:
         label += f" **[{f['marker']}]**"
     if f.get("blocked_by"):
-        label += f" ~~blocked by {', '.join(f['blocked_by'])}~~"
+        label += f" ~~blocked by {_md(', '.join(f['blocked_by']))}~~"
     return label
 
 
@@ -496,11 +547,12 @@ def _count(number: int, noun: str) -> str:
 
 
 def _markdown(reg: dict[str, Any]) -> str:
+    """Every piece of policy text goes through ``_md`` (inline text) or ``_md_code`` (a code span)."""
     s = reg["summary"]
     lines = [
-        f"# {reg['title']}",
+        f"# {_md(reg['title'])}",
         "",
-        f"Policy version `{reg['policy_version']}`, status on {reg['today']} ({reg['timezone']}).",
+        f"Policy version {_md_code(reg['policy_version'])}, status on {_md(reg['today'])} ({_md(reg['timezone'])}).",
         "",
         f"* {_count(s['partners'], 'partner')}, {_count(s['permits'], 'permit rule')}, "
         f"{_count(s['forbids'], 'forbid rule')}, {_count(s['purposes'], 'purpose')}",
@@ -508,16 +560,16 @@ def _markdown(reg: dict[str, Any]) -> str:
         f"{s['national_id_flows']} with the BSN",
     ]
     for e in s["expiring_agreements"]:
-        lines.append(f"* agreement `{e['reference']}` with **{e['partner']}** ends {e['until']} "
+        lines.append(f"* agreement {_md_code(e['reference'])} with **{_md(e['partner'])}** ends {_md(e['until'])} "
                      f"({e['days_until_expiry']} days)")
     for name in s["partners_without_valid_agreement"]:
-        lines.append(f"* **{name}** has no valid agreement today: it receives nothing")
+        lines.append(f"* **{_md(name)}** has no valid agreement today: it receives nothing")
     lines += ["", "## Partners", ""]
     for p in reg["partners"]:
-        lines += [f"### {p['name']}" + (f" — {p['title']}" if p["title"] else ""), ""]
+        lines += [f"### {_md(p['name'])}" + (f" — {_md(p['title'])}" if p["title"] else ""), ""]
         if p["agreements"]:
             for a in p["agreements"]:
-                lines.append(f"* agreement `{a['reference']}`: {_agreement_line(a)}")
+                lines.append(f"* agreement {_md_code(a['reference'])}: {_md(_agreement_line(a))}")
             for g in p["gaps"]:
                 lines.append(f"* **gap**: no agreement from {g['from']} to {g['until']}")
         else:
@@ -532,23 +584,24 @@ def _markdown(reg: dict[str, Any]) -> str:
                 by_ds: dict[str, list[str]] = {}
                 for f in fl["fields"]:
                     by_ds.setdefault(f["dataset"], []).append(_md_field(f))
-                fields = "<br>".join(f"{ds}: {', '.join(v)}" for ds, v in by_ds.items())
-                lines.append("| " + " | ".join(_md(x) for x in (
-                    f"`{fl['rule']}`", fl["purposes_text"], fl["basis_text"])) + f" | {fields} | "
-                    + " | ".join(_md(x) for x in (fl["students"], fl["window"]["text"], fl["retain"] or "—"))
-                    + " |")
+                fields = "<br>".join(f"{_md(ds)}: {', '.join(v)}" for ds, v in by_ds.items())
+                lines.append(f"| {_md_code(fl['rule'])} | "
+                             + " | ".join(_md(x) for x in (fl["purposes_text"], fl["basis_text"]))
+                             + f" | {fields} | "
+                             + " | ".join(_md(x) for x in (fl["students"], fl["window"]["text"], fl["retain"] or "—"))
+                             + " |")
             lines.append("")
         if p["restrictions"]:
             lines.append("* forbid rules that apply: " + "; ".join(
-                f"`{r['rule']}` ({_restriction_text(r)})" for r in p["restrictions"]))
+                f"{_md_code(r['rule'])} ({_md(_restriction_text(r))})" for r in p["restrictions"]))
         for fl in p["flows"]:
             if fl["note"]:
-                lines.append(f"* `{fl['rule']}` ({fl['location']}): {fl['note']}")
+                lines.append(f"* {_md_code(fl['rule'])} ({_md(fl['location'])}): {_md(fl['note'])}")
         if lines[-1]:
             lines.append("")
     lines += ["## Partner × dataset", ""]
     datasets = reg["matrix"]["datasets"]
-    lines += ["| partner | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    lines += ["| partner | " + " | ".join(_md(d) for d in datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
     for row in reg["matrix"]["rows"]:
         cells = []
         for ds in datasets:
@@ -556,24 +609,26 @@ def _markdown(reg: dict[str, Any]) -> str:
             text = str(c["count"]) if c["count"] else "—"
             text += "".join(f" [{m}]" for m in c["markers"])
             cells.append(text)
-        lines.append(f"| {row['partner']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_md(row['partner'])} | " + " | ".join(cells) + " |")
     lines += ["", "## Never shared (forbid rules)", ""]
     if not reg["forbids"]:
         lines.append("None.")
     for r in reg["forbids"]:
-        lines.append(f"* `{r['rule']}`: `{r['fields_text']}` to {r['partners_text']} ({r['purposes_text']}); "
-                     f"students: {r['students']}" + (f". {r['note']}" if r["note"] else ""))
+        lines.append(f"* {_md_code(r['rule'])}: {_md_code(r['fields_text'])} to {_md(r['partners_text'])} "
+                     f"({_md(r['purposes_text'])}); students: {_md(r['students'])}"
+                     + (f". {_md(r['note'])}" if r["note"] else ""))
     lines += ["", "## Consent topics", ""]
     if not reg["consent_topics"]:
         lines.append("None declared.")
     for c in reg["consent_topics"]:
         extra = " (parental consent stops counting at 16)" if c["reconfirm_at_16"] else ""
-        lines.append(f"* `{c['name']}`: {c['title'] or ''}{extra}")
+        lines.append(f"* {_md_code(c['name'])}: {_md(c['title'] or '')}{extra}")
     lines += ["", "## Catalogue", "", "| dataset | field | type | sensitivity |", "|---|---|---|---|"]
     for d in reg["catalogue"]:
         for f in d["fields"]:
             mark = f" **[{f['marker']}]**" if f["marker"] else ""
-            lines.append(f"| {d['name']} | `{f['field']}` | {f['type']} | {f['sensitivity']}{mark} |")
+            lines.append(f"| {_md(d['name'])} | {_md_code(f['field'])} | {_md(f['type'])} | "
+                         f"{_md(f['sensitivity'])}{mark} |")
     return "\n".join(lines) + "\n"
 
 

@@ -450,3 +450,100 @@ def _requests(draw: st.DrawFn) -> dict:
 def test_everything_the_engine_allows_is_in_the_register(request: dict) -> None:
     decision = _EXAMPLE.decide(**request)
     _assert_listed(request["partner"], request["purpose"], decision)
+
+
+# ---------------------------------------------------------------------------
+# hostile and extreme input (issue 15 items 7 and 11)
+
+def test_agreement_until_the_last_representable_day_then_another_does_not_overflow() -> None:
+    policy = avgpolicy.loads("""
+        dataset leerling subject { id text personal }
+        partner p {
+            agreement "A" valid from 2020-01-01 until 9999-12-31
+            agreement "B" valid from 2021-01-01 until 2022-01-01
+            agreement "C" valid from 2023-01-01
+        }
+        purpose u
+        permit r { partner p  purpose u  basis contract  fields leerling.id }
+    """)
+    reg = build_register(policy, today=TODAY)
+    assert [] == reg["partners"][0]["gaps"]
+    assert ("active", (datetime.date.max - TODAY).days) == (reg["partners"][0]["agreements"][0]["status"],
+                                   reg["partners"][0]["agreements"][0]["days_until_expiry"])
+    for fmt in register.FORMATS:
+        assert render(policy, fmt, today=TODAY)
+
+
+def test_cli_register_on_an_agreement_until_9999_12_31(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from avgpolicy.cli import main
+
+    (tmp_path / "p.avg").write_text("""
+        dataset leerling subject { id text personal }
+        partner p {
+            agreement "A" valid until 9999-12-31
+            agreement "B" valid from 2021-01-01 until 2022-01-01
+        }
+        purpose u
+        permit r { partner p  purpose u  basis contract  fields leerling.id }
+    """, encoding="utf-8")
+    assert 0 == main(["register", str(tmp_path), "--today", "2026-11-25"])
+    assert "9999-12-31" in capsys.readouterr().out
+
+
+HOSTILE = '''
+    dataset leerling subject { naam text personal  school text personal }
+    partner p "Titel\n# Kop uit een titel\n<script>alert(1)</script>" {
+        agreement "REF`|`x" valid from 2025-01-01
+    }
+    purpose u "Doel <img src=x onerror=alert(1)>\r\n* lijst"
+    consent c "=cmd|' /C calc'!A0\n## kop"
+    permit r {
+        partner p  purpose u  basis public_task  fields leerling.naam
+        students where school == "<b>12AB</b>\n# kop"
+        note "eerste regel\n# Kop uit een notitie\n<script>alert(2)</script> | [link](javascript:x) **vet**"
+    }
+    forbid f { partner p  fields leerling.school  note "@SUM(1+1)*cmd|' /C calc'!A0\u2028## kop" }
+'''
+
+
+def test_markdown_escapes_html_and_line_breaks_from_policy_text() -> None:
+    text = render(avgpolicy.loads(HOSTILE), "md", today=TODAY)
+    assert "<script" not in text and "<img" not in text and "<b>" not in text
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in text
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert ["# Processing register", "## Partners", "### p — Titel \\# Kop uit een titel "
+            "&lt;script&gt;alert(1)&lt;/script&gt;", "## Partner × dataset", "## Never shared (forbid rules)",
+            "## Consent topics", "## Catalogue"] == headings
+    assert all(not line.startswith(("* lijst", "<")) for line in text.splitlines())
+    assert "\u2028" not in text and "\r" not in text
+    # a link or emphasis in a note stays literal text
+    assert "\\[link\\](javascript:x) \\*\\*vet\\*\\*" in text
+    # the agreement reference keeps its backticks inside a longer code fence, its pipes escaped
+    assert "``REF`\\|`x``" in text
+    # every table row still has exactly its columns
+    for line in text.splitlines():
+        if line.startswith("| `r`"):
+            assert 8 == len(re.findall(r"(?<!\\)\|", line)), line
+
+
+def test_csv_neutralises_spreadsheet_formulas() -> None:
+    policy = avgpolicy.loads(HOSTILE.replace('note "eerste', 'note "=HYPERLINK(\\"http://x\\")  eerste')
+                             .replace('"Titel', '"+Titel').replace("permit r {", "permit r {  retain 1 year"))
+    rows = list(csv.reader(io.StringIO(render(policy, "csv", today=TODAY))))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert cells
+    for cell in cells:
+        assert not cell.lstrip(" ").startswith(("=", "+", "-", "@")), cell
+    note = rows[1][register.CSV_COLUMNS.index("note")]
+    assert note.startswith("'=HYPERLINK(\"http://x\")")
+    assert "'+Titel" == rows[1][register.CSV_COLUMNS.index("partner_title")].split("\n")[0]
+    # ordinary text and numbers are untouched
+    assert "p" == rows[1][0]
+    assert "1 year" == rows[1][register.CSV_COLUMNS.index("retain")]
+
+
+def test_csv_cell_keeps_numbers_and_plain_text() -> None:
+    assert 36 == register._csv_cell(36)
+    assert "leerling" == register._csv_cell("leerling")
+    assert "'-1" == register._csv_cell("-1")
+    assert "'  @x" == register._csv_cell("  @x")
