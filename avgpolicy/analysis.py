@@ -31,6 +31,7 @@ from typing import Any
 
 from . import nodes as n
 from .model import AGE, NameSet, WindowInfo
+from .source import Span
 
 #: Branches the search may open before it gives up and answers "maybe".
 DEFAULT_BUDGET = 20_000
@@ -307,6 +308,40 @@ def implies(a: n.Expr | None, b: n.Expr | None, types: Mapping[str, str], *,
             budget: int = DEFAULT_BUDGET) -> bool:
     """True only when every student for whom ``a`` holds also satisfies ``b`` (proven)."""
     return covers(a, [b], types, budget=budget)
+
+
+def _has_opaque(formula: Formula) -> bool:
+    stack = [formula]
+    while stack:
+        f = stack.pop()
+        if f[0] == "opaque":
+            return True
+        if f[0] in ("and", "or"):
+            stack.extend(f[1])
+    return False
+
+
+def implication(a: n.Expr | None, b: n.Expr | None, *, types: Mapping[str, str],
+                budget: int = DEFAULT_BUDGET) -> bool | None:
+    """Does every student for whom ``a`` holds satisfy ``b``? (None ``a``: every student.)
+
+    True: proven. False: refuted, a student exists for whom ``a`` holds and ``b`` does not
+    (only answered when no atom of either was read as a free boolean, so the student is
+    real, not an artefact of atoms the analysis does not understand). None: the analysis
+    cannot tell (such atoms, or the search was too large).
+    """
+    formula = _junction("and", [to_nnf(a, types), to_nnf(b, types, positive=False)])
+    result = _search(formula, types, budget)
+    if result is False:
+        return True
+    if result is None or _has_opaque(formula):
+        return None
+    return False
+
+
+def age_below(years: int, span: Span | None = None) -> n.Compare:
+    """The condition ``age < years`` (e.g. "limited to students under 18")."""
+    return n.Compare("<", n.Ref(AGE, span=span), n.Literal(years, "int", span=span), span=span)
 
 
 def covers(expr: n.Expr | None, others: Sequence[n.Expr | None], types: Mapping[str, str], *,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import posixpath
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -38,6 +39,8 @@ from .model import (
 )
 from .source import Span
 
+#: the reason codes an allowed field carries; every other code explains a denial
+_ALLOW_CODES = frozenset({"permitted", "inform_student"})
 #: sensitivity classes that need a `students where` to avoid a W010 warning
 _RISKY = ("sensitive", "special", "criminal")
 _ORDERING = ("<", "<=", ">", ">=")
@@ -75,6 +78,20 @@ def suggest(name: str, candidates: Iterable[str]) -> str | None:
     """``did you mean `x`?`` for the closest candidate, or None."""
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
+
+
+def _article(word: str) -> str:
+    """``a`` or ``an`` before a word (by its first letter: "an int", "a date")."""
+    return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
+
+
+def _set_folder(file: str) -> str:
+    """The folder a policy file's set probably lives in: its folder, or the one above
+    a `rules/` or `tests/` folder (``policies/rules/x.avg`` -> ``policies/``)."""
+    folder = posixpath.dirname(file.replace("\\", "/"))
+    if posixpath.basename(folder) in ("rules", "tests"):
+        folder = posixpath.dirname(folder)
+    return (folder or ".") + "/"
 
 
 def _where(span: Span | None) -> str:
@@ -137,12 +154,22 @@ class _Checker:
         self.types: dict[str, str] = {}
         self.facts: list[_RuleFacts] = []
         self._agreements: dict[str, list[WindowInfo]] = {}
+        self._reported: set[Diagnostic] = set()
+        #: codes not reported because the declarations they need are in files not given
+        self.elsewhere: frozenset[str] = frozenset()
+        self.hidden: set[Diagnostic] = set()
 
     # -- reporting ----------------------------------------------------------
     def report(self, span: Span | None, code: str, message: str, help: str | None = None,
                fallback: Span | None = None) -> None:
         where = span or fallback or Span(self.files[0].name if self.files else "<policy>", 1, 1, 1, 2)
         diagnostic = Diagnostic.at(where, code, message, help=help)
+        if code in self.elsewhere:
+            self.hidden.add(diagnostic)
+            return
+        if diagnostic in self._reported:  # one mistake reports once (e.g. `d.{a, b}` of an unknown `d`)
+            return
+        self._reported.add(diagnostic)
         self.error_count += diagnostic.is_error
         self.diagnostics.append(diagnostic)
 
@@ -168,6 +195,8 @@ class _Checker:
                 elif isinstance(d, n.Test):
                     self.check_test(d)
         self.set_wide_warnings()
+        if self.elsewhere:
+            self.report_catalogue_elsewhere()
 
     # -- symbol tables and duplicates -------------------------------------------
     def collect(self) -> None:
@@ -209,6 +238,9 @@ class _Checker:
         all_subjects = [d for f in self.files for d in f.declarations if isinstance(d, n.Dataset) and d.subject]
         if not subjects:
             first = next(iter(self.datasets.values()), None)
+            if first is None and any(isinstance(d, (n.Rule, n.Test)) for f in self.files for d in f.declarations):
+                self.catalogue_elsewhere()
+                return
             span = first.name.span if first else None
             self.report(span, "E202", "the policy set has no `subject` dataset",
                         help='mark the dataset that holds the students, e.g. `dataset leerling "..." subject { ... }`')
@@ -224,6 +256,33 @@ class _Checker:
             if entry.type is not None:
                 self.types[entry.name] = entry.type
         self.types.setdefault(AGE, AGE)
+
+    def catalogue_elsewhere(self) -> None:
+        """No dataset at all, but rules or tests: the catalogue is in a file that was not given.
+
+        Say so once (E202, reported when the run ends, with how many follow-on errors it hid)
+        and do not report every name of the missing files as unknown: datasets, and partners,
+        purposes and consent topics when these files declare none of them either.
+        """
+        hidden = {"E104", "E311"}
+        for code, table in (("E101", self.partners), ("E102", self.purposes), ("E103", self.topics)):
+            if not table:
+                hidden.add(code)
+        self.elsewhere = frozenset(hidden)
+
+    def report_catalogue_elsewhere(self) -> None:
+        self.elsewhere = frozenset()
+        names = sorted({f.name for f in self.files})
+        folders = sorted({_set_folder(x) for x in names})
+        command = "avgpolicy check " + " ".join(folders)
+        what = f"file `{names[0]}` declares" if len(names) == 1 else f"the {len(names)} files given declare"
+        count = len(self.hidden)
+        hidden = f"; {count} unknown name{'s' if count != 1 else ''} not reported" if count else ""
+        span = Span(names[0], 1, 1, 1, 2) if names else None
+        self.report(span, "E202", f"the policy set has no `subject` dataset: {what} no dataset at all, "
+                    f"so the catalogue is probably in another file{hidden}",
+                    help=f"check the whole folder, e.g. `{command}`, or name the catalogue's file as well; "
+                         "a policy set is every .avg file of the folder together")
 
     def check_dataset(self, ds: n.Dataset) -> None:
         if self.datasets.get(ds.name.value) is not ds:
@@ -472,13 +531,29 @@ class _Checker:
                                 "`in [...]` needs a single value on the left",
                                 help=f'test membership with `"VALUE" in {node.operand.name}`', fallback=node.span)
                 elif t is not None:
-                    for v in node.values:
-                        if v.type != t:
-                            self.mismatch(node.operand, t, v, v.type, node.span)
+                    self.check_list(node, t)
             elif isinstance(node, n.InRange):
                 self.check_range(node)
             elif isinstance(node, n.InSet):
                 self.check_in_set(node)
+
+    def check_list(self, node: n.InList, t: str) -> None:
+        """E301 once for a list, however many of its values have the wrong type."""
+        wrong = [v for v in node.values if v.type != t]
+        if not wrong:
+            return
+        if len(wrong) == 1:
+            self.mismatch(node.operand, t, wrong[0], wrong[0].type, node.span)
+            return
+        shown = ", ".join(self._show(v) for v in wrong[:3]) + (" ..." if len(wrong) > 3 else "")
+        kinds = " and ".join(sorted({v.type for v in wrong}))
+        advice = f"write every value of the list as {_article(t)} {t} value"
+        if t == "int" and all(v.type == "text" and str(v.value).lstrip("-").isdigit() and len(str(v.value)) < 20
+                              for v in node.values if v.type != "int") and isinstance(node.operand, n.Ref):
+            fixed = ", ".join(str(int(str(v.value))) for v in node.values)
+            advice += f", e.g. `{node.operand.name} in [{fixed}]`"
+        self.report(wrong[0].span, "E301", f"{len(wrong)} values in the list ({shown}) are {kinds}, but "
+                    f"{self._show(node.operand)} is {t}", help=advice, fallback=node.span)
 
     def check_compare(self, node: n.Compare) -> None:
         tl, tr = self.operand_type(node.left), self.operand_type(node.right)
@@ -586,9 +661,8 @@ class _Checker:
                 self.report(c.span, "E303", f"consent for `{c.topic}` is withdrawn ({c.withdrawn}) before it "
                             f"was given ({c.given})", help="correct one of the two dates")
         for e in test.expects:
-            if e.because is not None and e.because.value not in REASON_CODES:
-                self.unknown(e.because, "E112", "reason code", REASON_CODES,
-                             "use one of " + ", ".join(REASON_CODES))
+            if e.because is not None:
+                self.check_because(e)
             unknown_ok = not e.allow and e.because is not None and e.because.value == "unknown_field"
             if unknown_ok:
                 continue
@@ -604,6 +678,23 @@ class _Checker:
                     self.report(ref.field.span, "E311", f"test expects unknown field `{ref.ref}`",
                                 help=hint or advice, fallback=ref.span)
         self.check_student(test)
+
+    def check_because(self, e: n.Expect) -> None:
+        """E112: a reason code that does not exist, or cannot explain this expectation's outcome."""
+        assert e.because is not None
+        code = e.because.value
+        fitting = [c for c in REASON_CODES if (c in _ALLOW_CODES) == e.allow]
+        verdict = "allow" if e.allow else "deny"
+        if code not in REASON_CODES:
+            hint = suggest(code, fitting)
+            advice = f"`expect {verdict}` takes one of " + ", ".join(fitting)
+            self.report(e.because.span, "E112", f"unknown reason code `{code}`",
+                        help=f"{hint} ({advice})" if hint else advice, fallback=e.span)
+        elif code not in fitting:
+            what = "an allowed" if code in _ALLOW_CODES else "a denied"
+            self.report(e.because.span, "E112", f"reason code `{code}` explains {what} field, so "
+                        f"`expect {verdict} ... because {code}` can never pass",
+                        help=f"`expect {verdict}` takes one of " + ", ".join(fitting), fallback=e.span)
 
     def check_student(self, test: n.Test) -> None:
         if self.subject is None:
@@ -623,7 +714,8 @@ class _Checker:
                 example = {"text": '"text"', "int": "5", "bool": "true", "date": "2016-03-01",
                            "set": '["a", "b"]'}[entry.type]
                 self.report(item.span, "E311", f"test student value for `{key}` is {item.type}, but the field "
-                            f"is {entry.type}", help=f"write a {entry.type} value, e.g. `{key}: {example}`")
+                            f"is {entry.type}",
+                            help=f"write {_article(entry.type)} {entry.type} value, e.g. `{key}: {example}`")
 
     # -- set-wide warnings ------------------------------------------------------------
     def set_wide_warnings(self) -> None:

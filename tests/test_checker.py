@@ -565,3 +565,65 @@ def test_the_checker_never_fails_and_locates_everything(rules):
     assert [] == [d for d in diags if d.code == "E999"]
     for d in diags:
         assert d.line >= 1 and d.column >= 1 and d.message and d.code[0] in "EW"
+
+
+# ---------------------------------------------------------------------------
+# issue 16: one mistake reports once, and says what to do
+
+
+def test_because_suggests_codes_that_fit_the_expectation():
+    (d,) = diagnostics("test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+                       "  expect deny leerling.bsn because not_permitted }")
+    assert ("E112", "unknown reason code `not_permitted`") == (d.code, d.message)
+    assert d.help is not None and d.help.startswith("did you mean `no_permit`?")
+    assert "`permitted`" not in d.help and "expect deny` takes one of agreement_inactive" in d.help
+
+
+def test_because_with_a_code_of_the_other_outcome_can_never_pass():
+    (d,) = diagnostics("test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+                       "  expect deny leerling.bsn because permitted }")
+    assert ("E112", 2, 36) == (d.code, d.line, d.column)
+    assert "can never pass" in d.message
+    (d,) = diagnostics("test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+                       "  expect allow leerling.roepnaam because no_permit }")
+    assert ("E112", "`expect allow` takes one of permitted, inform_student") == (d.code, d.help)
+    ok = ("test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+          "  expect allow leerling.roepnaam because permitted expect deny leerling.bsn because no_permit }")
+    assert [] == [d for d in diagnostics(ok) if d.code == "E112"]
+
+
+def test_a_list_of_wrongly_typed_values_is_one_error():
+    (d,) = diagnostics(OK_PERMIT[:-1] + ' students where leerjaar in ["3", "4", "5"] }')
+    assert ("E301", 1, 118) == (d.code, d.line, d.column)
+    assert '3 values in the list (`"3"`, `"4"`, `"5"`) are text, but `leerjaar` is int' == d.message
+    assert d.help is not None and d.help.endswith("e.g. `leerjaar in [3, 4, 5]`")
+
+
+def test_student_value_help_says_an_int():
+    (d,) = diagnostics("test t { at 2025-10-01 partner snappet purpose leermiddelen\n"
+                       '  student { leerjaar: "3" } expect deny leerling.bsn }')
+    assert "write an int value, e.g. `leerjaar: 5`" == d.help
+
+
+def test_an_unknown_dataset_named_in_braces_is_reported_once():
+    assert [("E104", 1, 35)] == found("forbid r { partner snappet fields leering.{id, eckid, roepnaam} }")
+
+
+def test_one_file_of_a_folder_says_once_that_the_catalogue_is_elsewhere():
+    sources = [Source("policies/rules/x.avg",
+                      "permit r { partner snappet purpose leermiddelen basis contract\n"
+                      "  fields leerling.{id, roepnaam} students where leerjaar > 3 }\n"
+                      "test t { at 2025-10-01 partner snappet purpose leermiddelen expect deny leerling.bsn }")]
+    _, diags = analyse(sources, today=TODAY)
+    (d,) = diags
+    assert ("E202", "policies/rules/x.avg", 1, 1) == (d.code, d.file, d.line, d.column)
+    assert "the catalogue is probably in another file" in d.message
+    assert "unknown names not reported" in d.message
+    assert d.help is not None and "`avgpolicy check policies/`" in d.help
+
+
+def test_a_file_with_partners_but_no_catalogue_still_reports_its_own_unknown_partner():
+    sources = [Source("rules.avg", 'partner snappet "S" { agreement "A" valid from 2025-01-01 }\n'
+                                   "forbid r { partner snapet fields leerling.id }")]
+    _, diags = analyse(sources, today=TODAY)
+    assert ["E101", "E202"] == sorted(d.code for d in diags if d.is_error)
