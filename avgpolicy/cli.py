@@ -1,4 +1,4 @@
-"""Command line: avgpolicy check | test | explain | register | demo (exit codes 0, 1, 2).
+"""Command line: avgpolicy check | test | explain | register | demo | serve (exit codes 0, 1, 2).
 
 One function per subcommand, each a thin layer over the public API. Exit codes:
 0 success, 1 policy errors or failed tests, 2 wrong usage (bad arguments,
@@ -280,6 +280,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# serve
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .server import serve
+    except ImportError as exc:
+        raise UsageError(f"the sidecar needs the server extra: pip install 'avgpolicy[server]' ({exc})") from exc
+    from .errors import PolicyError
+
+    for option, path in (("--token-file", args.token_file), ("--pseudonym-key-file", args.pseudonym_key_file)):
+        if path is not None and not os.path.isfile(path):
+            raise UsageError(f"{option} {path}: no such file")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    try:
+        serve(args.paths, host=args.host, port=args.port, export_log=args.export_log, token_file=args.token_file,
+              pseudonym_key_file=args.pseudonym_key_file, timezone=args.timezone,
+              reload_interval=args.reload_interval, max_body=args.max_body, offload_bytes=args.offload_bytes,
+              public_url=args.public_url, access_log=args.access_log)
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_POLICY
+    except (OSError, ValueError, TypeError) as exc:  # no .avg files, address in use, a bad token file
+        raise UsageError(str(exc)) from exc
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
 
 def _package_version() -> str:
     from . import __version__
@@ -329,6 +357,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the moment of the feeds (default: 2026-03-02T10:00 for the bundled set; for a set of "
                         "your own, today or the day when most of its agreements and rules are in force)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="the sidecar: AuthZEN and avgpolicy endpoints over HTTP (extra `server`)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help=".avg files and folders (reloaded when they change)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8181, help="TCP port (default 8181; 0: any free port)")
+    p.add_argument("--export-log", metavar="LOG", help="record every /avgpolicy/v1/filter batch in this export log "
+                   "(an SQLite file or a postgresql:// URL)")
+    p.add_argument("--token-file", metavar="F", help="every request needs `Authorization: Bearer <the token in F>`")
+    p.add_argument("--pseudonym-key-file", metavar="F", help="the secret for `as pseudonym` (raw bytes of F)")
+    p.add_argument("--timezone", help="the policy time zone (default Europe/Amsterdam)")
+    p.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS",
+                   help="how often to look for changed policy files (default 2; 0: never)")
+    p.add_argument("--max-body", type=int, metavar="BYTES", help="largest request body accepted (default 8 MiB)")
+    p.add_argument("--offload-bytes", type=int, metavar="BYTES",
+                   help="decide bodies larger than this in a worker thread (default 16384; -1: never)")
+    p.add_argument("--public-url", metavar="URL", help="the base URL the discovery document names "
+                   "(default: the URL the request came in on)")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
