@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .decision import Reason as Reason
     from .errors import Diagnostic as Diagnostic
     from .errors import PolicyError as PolicyError
+    from .exports import ExportLog as ExportLog
+    from .exports import ExportLogError as ExportLogError
     from .loader import load as load
     from .loader import loads as loads
     from .policy import Policy as Policy
@@ -26,12 +28,15 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Consent": ".decision", "Decision": ".decision", "FieldDecision": ".decision", "Reason": ".decision",
     "Diagnostic": ".errors", "PolicyError": ".errors",
+    "ExportLog": ".exports", "ExportLogError": ".exports",
     "load": ".loader", "loads": ".loader",
     "Policy": ".policy", "PolicyStore": ".store",
 }
 
 __all__ = ["Consent", "Decision", "Diagnostic", "FieldDecision", "Policy", "PolicyError", "PolicyStore", "Reason",
            "__version__", "load", "loads"]
+
+__all__ += ["ExportLog", "ExportLogError"]  # the export log (avgpolicy/exports)
 
 
 def __getattr__(name: str) -> Any:

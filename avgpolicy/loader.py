@@ -102,23 +102,35 @@ def build_policy(sources: list[Source], *, timezone: str = DEFAULT_TIMEZONE,
                   cache_size=cache_size)
 
 
+def _attach_export_log(policy: Policy, log: object) -> Policy:
+    """``load(..., export_log=)``: the log ``policy.export`` records in (the subpackage is imported
+    only when a log is given)."""
+    if log is not None:
+        from .exports.log import ExportLog
+
+        policy.export_log = log if isinstance(log, ExportLog) else ExportLog(log)  # type: ignore[arg-type]
+    return policy
+
+
 def load(*paths: str | os.PathLike[str], timezone: str = DEFAULT_TIMEZONE,
          pseudonym_key: bytes | None = None, cache_size: int = 1024,
-         today: datetime.date | None = None) -> Policy:
+         today: datetime.date | None = None, export_log: object = None) -> Policy:
     """Load a policy set from files and folders (every ``*.avg`` below a folder).
+
+    ``export_log`` (an ``avgpolicy.ExportLog`` or its path/DSN) is where ``policy.export`` records.
 
     ``today`` is the date the "window has ended" warning (W005) is judged against;
     by default the current date.
     """
     if not paths:
         raise TypeError("load() needs at least one file or folder")
-    return build_policy(read_sources(paths), timezone=timezone, pseudonym_key=pseudonym_key,
-                        cache_size=cache_size, today=today)
+    return _attach_export_log(build_policy(read_sources(paths), timezone=timezone, pseudonym_key=pseudonym_key,
+                                           cache_size=cache_size, today=today), export_log)
 
 
 def loads(text: str | Mapping[str, str], *, timezone: str = DEFAULT_TIMEZONE,
           pseudonym_key: bytes | None = None, cache_size: int = 1024,
-          today: datetime.date | None = None) -> Policy:
+          today: datetime.date | None = None, export_log: object = None) -> Policy:
     """Load a policy set from one text, or from a mapping of names to texts (see ``load``)."""
     if isinstance(text, str):
         sources = [Source("<policy>", text)]
@@ -130,5 +142,5 @@ def loads(text: str | Mapping[str, str], *, timezone: str = DEFAULT_TIMEZONE,
             sources.append(Source(name, body))
     else:
         raise TypeError(f"loads() takes a str or a mapping of str to str, not {type(text).__name__}")
-    return build_policy(sources, timezone=timezone, pseudonym_key=pseudonym_key, cache_size=cache_size,
-                        today=today)
+    return _attach_export_log(build_policy(sources, timezone=timezone, pseudonym_key=pseudonym_key,
+                                           cache_size=cache_size, today=today), export_log)

@@ -122,6 +122,31 @@ class Policy:
         """Hits, misses, maxsize and current size of the compile cache."""
         return self._cache.info()
 
+    # -- exporting (the export log: avgpolicy/exports, imported on first use) ----
+
+    #: the ExportLog that ``export`` records in when no ``log=`` is given (``load(..., export_log=)``)
+    export_log: Any = None
+
+    def export(self, partner: str, purpose: str, fields: Sequence[str], *, actor: str, channel: str,
+               at: Moment = None, log: Any = None) -> Any:
+        """An export: ``filter`` that records who received what, about whom, when (a context manager).
+
+        ``with policy.export("snappet", "leermiddelen", fields, actor="j.devries", channel="nightly-feed")
+        as export: for row in export.rows(students): send(row)``. Entering writes the record (status
+        ``started``) durably before any row is released, or raises ``avgpolicy.ExportLogError``;
+        leaving completes it (``completed``, or ``aborted`` when the block raised). ``log`` overrides
+        the policy's ``export_log``. See docs/exports.md.
+        """
+        from .exports.log import Export, ExportLog
+
+        log = self.export_log if log is None else log
+        if log is None:
+            raise ValueError("no export log: load the policy with export_log=avgpolicy.ExportLog('exports.sqlite') "
+                             "or pass log=... to export()")
+        if not isinstance(log, ExportLog):
+            log = ExportLog(log)
+        return Export(self, log, partner, purpose, fields, at=at, actor=actor, channel=channel)
+
     # -- filtering -------------------------------------------------------------
 
     def _needs_key(self, partner: str, purpose: str, fields: tuple[str, ...]) -> list[str]:

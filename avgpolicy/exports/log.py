@@ -1,0 +1,528 @@
+"""ExportLog and Export: record who received what, about whom, when - before anything leaves.
+
+``policy.export(...)`` returns an :class:`Export`; entering it writes the ``started`` entry (durable,
+or :class:`ExportLogError` and nothing is released); ``export.rows(students)`` is ``policy.filter``
+over the students that have a usable key, noting each key sent; leaving the block writes
+``completed`` (or ``aborted`` when the block raised). The log uses the engine only through public
+objects: ``Policy.filter``/``decide``, ``policy.model`` for the catalogue's key field.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .record import Entry, ExportLogError, ExportRecord, Grant, dumps, entry_is_intact, make_entry, parse_time
+from .store import JSONLinesStore, SQLiteStore, Store
+
+if TYPE_CHECKING:
+    from ..policy import Policy
+
+__all__ = ["Export", "ExportLog", "Problem", "VerifyReport"]
+
+Moment = datetime.date | datetime.datetime | None
+
+
+# ---------------------------------------------------------------------------
+# verify's answer
+
+@attrs.frozen
+class Problem:
+    """Something ``verify`` found: ``kind`` is ``edited``, ``removed``, ``inserted``, ``reordered``,
+    ``unfinished`` (an export started but never completed: a killed process) or ``unreadable``."""
+
+    kind: str
+    id: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": self.id, "message": self.message}
+
+
+TAMPERING = ("edited", "removed", "inserted", "reordered", "unreadable")
+
+
+@attrs.frozen
+class VerifyReport:
+    """``ok`` when the chain is intact (unfinished exports are listed but are not tampering)."""
+
+    entries: int
+    exports: int
+    head: str  # the hash of the last entry: note it elsewhere to detect a cut-off tail later
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.kind in TAMPERING for p in self.problems)
+
+    @property
+    def unfinished(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.problems if p.kind == "unfinished")
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": self.entries, "exports": self.exports, "head": self.head,
+                "problems": [p.to_dict() for p in self.problems]}
+
+
+def _verify(entries: list[Entry]) -> VerifyReport:
+    problems: list[Problem] = []
+    position = {e.id: i for i, e in enumerate(entries)}
+    referenced = Counter(e.prev_id for e in entries)
+    # pruning cuts the chain on purpose: a pruned entry names where, and that is a valid start
+    anchors = {("", "")}
+    for e in entries:
+        if e.kind == "pruned":
+            try:
+                d = e.data()
+                anchors.add((d["through"], d["through_hash"]))
+            except (ValueError, KeyError, TypeError):
+                pass
+    edited = set()
+    for e in entries:
+        if not entry_is_intact(e):
+            edited.add(e.id)
+            problems.append(Problem("edited", e.id, f"entry {e.id} ({e.kind}) does not match its hash: "
+                                                    "it was changed after it was written"))
+    for i, e in enumerate(entries):
+        before = entries[i - 1] if i else None
+        if before is not None and e.prev_id == before.id:
+            if e.prev_hash != before.hash and before.id not in edited:
+                edited.add(before.id)
+                problems.append(Problem("edited", before.id, f"entry {before.id} was rewritten: the entry after it "
+                                                             "holds a different hash for it"))
+            continue
+        if before is None and (e.prev_id, e.prev_hash) in anchors:
+            continue  # the first entry of the log, or the first after a recorded pruning
+        at = position.get(e.prev_id)
+        if at is not None and at > i:
+            problems.append(Problem("reordered", e.id, f"entry {e.id} is out of order: it was written after "
+                                                       f"{e.prev_id}, which now comes after it"))
+        elif at is not None and i >= 2 and at == i - 2 and before is not None and not referenced[before.id]:
+            problems.append(Problem("inserted", before.id, f"entry {before.id} was inserted: the entry after it "
+                                                           f"was written straight after {e.prev_id}"))
+        elif at is not None:
+            problems.append(Problem("reordered", e.id, f"entry {e.id} is out of order: it was written after "
+                                                       f"{e.prev_id}, not after {before.id if before else 'nothing'}"))
+        elif e.prev_id == "":
+            problems.append(Problem("inserted", e.id, f"entry {e.id} claims to be the first of the log, "
+                                                      "but entries come before it"))
+        else:
+            problems.append(Problem("removed", e.prev_id, f"entry {e.prev_id} is missing: {e.id} was written "
+                                                          "after it (removed without a recorded pruning)"))
+    ends = {e.export for e in entries if e.kind in ("completed", "aborted")}
+    starts = [e for e in entries if e.kind == "started"]
+    for e in starts:
+        if e.id not in ends:
+            problems.append(Problem("unfinished", e.id, f"export {e.id} was started at {e.time} and never "
+                                                        "completed (the process stopped mid-export): which "
+                                                        "students it sent is not recorded"))
+    return VerifyReport(entries=len(entries), exports=len(starts), head=entries[-1].hash if entries else "",
+                        problems=tuple(problems))
+
+
+# ---------------------------------------------------------------------------
+# the log
+
+def _open_store(target: Any, table: str, synchronous: str) -> Store:
+    if not isinstance(target, (str, os.PathLike)):
+        if all(hasattr(target, a) for a in ("transaction", "entries", "holding", "close")):
+            return target  # type: ignore[no-any-return]
+        raise TypeError(f"an export log is a SQLite file path, a postgresql:// DSN or a store, "
+                        f"not {type(target).__name__}")
+    text = os.fspath(target)
+    if isinstance(text, str) and text.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(text, table=table)
+    if str(text).endswith((".jsonl", ".ndjson")):
+        return JSONLinesStore(text)
+    return SQLiteStore(text, table=table, synchronous=synchronous)
+
+
+def _day_start(value: Any, what: str) -> datetime.datetime | None:
+    """A bound for queries: a date is its start (UTC), a naive datetime is UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value) if len(value) > 10 else datetime.date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{what} {value!r}: write YYYY-MM-DD or an ISO date and time") from exc
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+    if isinstance(value, datetime.date):
+        return datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.UTC)
+    raise TypeError(f"{what} must be a date, a datetime or an ISO string, not {type(value).__name__}")
+
+
+class ExportLog:
+    """Where exports are recorded: a SQLite file (default), a ``postgresql://`` DSN, a ``.jsonl``
+    file, or any object with the store interface (``avgpolicy.exports.store.Store``).
+
+    ``table`` names the table in SQLite and PostgreSQL (several logs can share a database);
+    ``synchronous`` is SQLite's durability (``"full"``: against power loss, the default; ``"normal"``:
+    against a crash of the process). Safe to share between threads.
+    """
+
+    def __init__(self, target: str | os.PathLike[str] | Store, *, table: str = "avgpolicy_exports",
+                 synchronous: str = "full") -> None:
+        self.store: Store = _open_store(target, table, synchronous)
+
+    def __repr__(self) -> str:
+        return f"<ExportLog {self.store.description}>"
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> ExportLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------
+
+    def _append(self, kind: str, body: Mapping[str, Any], *, keys: str = "", export: str | None = None,
+                entry_id: str | None = None) -> Entry:
+        with self.store.transaction() as tx:
+            entry = make_entry(tx.head(), kind=kind, body=body, keys=keys, export=export, entry_id=entry_id)
+            tx.add(entry)
+        return entry
+
+    def prune(self, before: datetime.date | datetime.datetime | str, *, actor: str = "avgpolicy") -> int:
+        """Remove the oldest entries, up to the first one written on or after ``before`` (the log is
+        personal data too); the pruning is itself an entry, so the pruned log still verifies.
+        Returns how many entries were removed."""
+        cut_time = _day_start(before, "before")
+        assert cut_time is not None
+        with self.store.transaction() as tx:
+            last: Entry | None = None
+            count = 0
+            for e in tx.entries():
+                if parse_time(e.time) >= cut_time:
+                    break
+                last, count = e, count + 1
+            head = tx.head()
+            if last is None or last.seq is None:
+                return 0
+            body = {"before": cut_time.isoformat().replace("+00:00", "Z"), "removed": count, "through": last.id,
+                    "through_hash": last.hash, "actor": actor}
+            entry = make_entry(head, kind="pruned", body=body)
+            tx.remove_through(last.seq)
+            tx.add(entry)
+        return count
+
+    # -- reading ---------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Every entry in chain order (the raw log)."""
+        return list(self.store.entries())
+
+    def verify(self) -> VerifyReport:
+        """Walk the chain: every edited, removed, inserted or reordered entry, by id, and every
+        export that was started and never completed."""
+        return _verify(list(self.store.entries()))
+
+    def _records(self, entries: Iterable[Entry], *, with_keys: bool) -> list[ExportRecord]:
+        starts: dict[str, Entry] = {}
+        ends: dict[str, Entry] = {}
+        for e in entries:
+            if e.kind == "started":
+                starts[e.id] = e
+            elif e.kind in ("completed", "aborted"):
+                ends[e.export] = e
+        out = []
+        for eid, start in starts.items():
+            try:
+                out.append(ExportRecord.from_entries(start, ends.get(eid), with_keys=with_keys))
+            except (ValueError, KeyError, TypeError):
+                continue  # an entry edited into nonsense: verify reports it
+        return out
+
+    def exports(self, *, partner: str | None = None, actor: str | None = None, channel: str | None = None,
+                since: datetime.date | datetime.datetime | str | None = None,
+                until: datetime.date | datetime.datetime | str | None = None,
+                keys: bool = True) -> list[ExportRecord]:
+        """The exports, oldest first, optionally only those to ``partner``, by ``actor``, through
+        ``channel``, started on or after ``since`` and before ``until`` (a date bound is the start of
+        that day, UTC). ``keys=False`` leaves the students' keys out (faster for overviews)."""
+        lo, hi = _day_start(since, "since"), _day_start(until, "until")
+        out = []
+        for r in self._records(self.store.entries(keys=keys), with_keys=keys):
+            if partner is not None and r.partner != partner:
+                continue
+            if actor is not None and r.actor != actor:
+                continue
+            if channel is not None and r.channel != channel:
+                continue
+            if lo is not None and r.started < lo:
+                continue
+            if hi is not None and r.started >= hi:
+                continue
+            out.append(r)
+        return out
+
+    def student(self, key: str | int) -> list[ExportRecord]:
+        """Every export that included the student with this key (exactly: ``"L1"`` is not ``"L10"``,
+        ``5`` is not ``"5"``), oldest first."""
+        if type(key) is not str and type(key) is not int:
+            raise TypeError(f"a student key is a str or an int, not {type(key).__name__}")
+        token = dumps(key)
+        hits = {e.export for e in self.store.holding(token) if e.kind in ("completed", "aborted")
+                and key_in(e.key_list(), key)}
+        if not hits:
+            return []
+        return [r for r in self._records(self.store.entries(), with_keys=True) if r.id in hits]
+
+    def unfinished(self) -> list[ExportRecord]:
+        """Exports that were started and never completed (a process killed mid-export)."""
+        return [r for r in self.exports(keys=False) if r.status == "started"]
+
+
+def key_in(keys: Sequence[Any], key: Any) -> bool:
+    kind = type(key)
+    return any(k == key and type(k) is kind for k in keys)
+
+
+# ---------------------------------------------------------------------------
+# an export
+
+_KEY_TYPES = {"text": (str,), "int": (int,)}
+
+
+def _key_field(policy: Policy) -> tuple[str, str]:
+    """The subject's key field (bare name) and its type; ``catalogue.key`` (spec 7.7), else ``id``."""
+    catalogue = policy.model.catalogue
+    name = getattr(catalogue, "key", None)
+    subject = catalogue.subject_fields
+    if name is None and "id" in subject:
+        name = "id"
+    if name is None or name not in subject:
+        raise ValueError("the catalogue has no key field to record which students were sent: mark the "
+                         "subject's identifying field `key` (spec 7.7), or name it `id`")
+    return name, subject[name].type
+
+
+def _why_no_key(student: Any, name: str, types: tuple[type, ...]) -> str:
+    """Why a student's key is not usable (for the record's count of students left out)."""
+    try:
+        if not isinstance(student, Mapping):
+            return "not_a_record"
+        if name not in student:
+            return "missing"
+        value = student[name]
+    except Exception:
+        return "unreadable"
+    if value is None:
+        return "none"
+    if type(value) is str and str in types:
+        return "empty"
+    return "ill_typed"
+
+
+def grants_of(policy: Policy, partner: str, purpose: str, fields: Sequence[str], moment: Any,
+              report: Any) -> Callable[[Any, dict[str, Any]], None] | None:
+    """How an export learns per field what released it: None when the engine's FilterReport does it
+    (read from ``report`` at the end), else a function ``(student, row) -> None`` that decides the
+    student again (the slow path) and notes the grants in ``report.grants``."""
+    if report is not None and not isinstance(report, _SlowReport):
+        return None
+    cache: dict[int, tuple[Any, dict[str, tuple[Any, ...]]]] = {}
+    grants = report.grants
+    decide = policy.decide
+    field_list = list(fields)
+
+    def note(student: Any, row: dict[str, Any]) -> None:
+        d = decide(partner, purpose, field_list, student, at=moment)
+        entry = cache.get(id(d))
+        if entry is None or entry[0] is not d:
+            entry = (d, {f: (fd.rule, fd.basis, getattr(fd, "law", None), getattr(fd, "agreement", None),
+                             fd.transform) for f, fd in d.fields.items()})
+            cache[id(d)] = entry
+        by_field = entry[1]
+        for f in row:
+            grants.setdefault(f, set()).add(by_field[f])
+
+    return note
+
+
+class _SlowReport:
+    """Stands in for the engine's FilterReport until ``policy.filter(..., report=)`` exists."""
+
+    def __init__(self) -> None:
+        self.grants: dict[str, set[tuple[Any, ...]]] = {}
+        self.left_out = None
+        self.left_out_reasons: Counter[str] = Counter()
+
+
+def _filter_report() -> Any:
+    try:
+        from .. import FilterReport  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        return _SlowReport()
+    return FilterReport()
+
+
+class Export:
+    """One export in progress: a context manager (see ``Policy.export``)."""
+
+    def __init__(self, policy: Policy, log: ExportLog, partner: str, purpose: str, fields: Sequence[str], *,
+                 at: Moment, actor: str, channel: str) -> None:
+        for what, value in (("actor", actor), ("channel", channel)):
+            if type(value) is not str or not value.strip():
+                raise TypeError(f"{what} must be a non-empty str (who exports, and how: e.g. actor='j.devries', "
+                                f"channel='manual'), not {value!r}")
+        if not isinstance(log, ExportLog):
+            raise TypeError(f"log must be an avgpolicy.ExportLog, not {type(log).__name__}")
+        self.policy, self.log = policy, log
+        self.partner, self.purpose, self.fields = partner, purpose, list(fields) if isinstance(fields, tuple) \
+            else fields
+        self.actor, self.channel = actor, channel
+        # a wrong call raises here, before anything is written (filter checks the request eagerly)
+        policy.filter(partner, purpose, self.fields, (), at=at)
+        self.key_field, key_type = _key_field(policy)
+        self._key_types = _KEY_TYPES.get(key_type, (str,))
+        self.at = datetime.datetime.now(policy.zone) if at is None else at  # one moment for the whole export
+        self.record: ExportRecord | None = None
+        self._entry: Entry | None = None
+        self._keys: list[Any] = []
+        self._left_out: Counter[str] = Counter()
+        self._reports: list[Any] = []
+        self._active: list[Iterator[Any]] = []
+        self._state = "new"
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"<Export {self._entry.id if self._entry else '(not started)'} {self.partner}/{self.purpose} "
+                f"{self._state}, {len(self._keys)} students>")
+
+    @property
+    def id(self) -> str | None:
+        return self._entry.id if self._entry else None
+
+    @property
+    def sent(self) -> int:
+        """Students sent so far."""
+        return len(self._keys)
+
+    def __enter__(self) -> Export:
+        if self._state != "new":
+            raise RuntimeError("an Export is entered once: call policy.export(...) again for another")
+        body = {"actor": self.actor, "channel": self.channel, "partner": self.partner, "purpose": self.purpose,
+                "fields": list(self.fields), "policy_version": self.policy.version, "at": _moment_text(self.at),
+                "key_field": self.key_field}
+        entry = self.log._append("started", body)  # ExportLogError: nothing is released
+        self._entry = entry
+        self._state = "open"
+        self.record = ExportRecord.from_entries(entry, None)
+        return self
+
+    def rows(self, students: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        """``policy.filter``'s rows for the students that have a usable key (the others are left out
+        and counted); each row's student key is recorded as sent when the row is handed out."""
+        if self._state != "open":
+            raise ExportLogError("export.rows() is used inside `with policy.export(...) as export:`: "
+                                 "the export's record must be written before any row is released")
+        if isinstance(students, (str, bytes, Mapping)) or not isinstance(students, Iterable):
+            raise TypeError(f"students must be an iterable of student records, not {type(students).__name__}")
+        gen = self._rows(students)
+        self._active.append(gen)
+        return gen
+
+    def _rows(self, students: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        name, types = self.key_field, self._key_types
+        accept_str, accept_int = str in types, int in types
+        left = self._left_out
+        current: list[Any] = [None, None]
+
+        def keyed() -> Iterator[Any]:
+            for s in students:
+                k = s.get(name) if type(s) is dict else _read_key(s, name)
+                t = type(k)
+                if (accept_str and k and not k.isspace()) if t is str else (t is int and accept_int):
+                    current[0] = k
+                    current[1] = s
+                    yield s
+                else:
+                    left[_why_no_key(s, name, types)] += 1
+
+        report = _filter_report()
+        self._reports.append(report)
+        note = grants_of(self.policy, self.partner, self.purpose, self.fields, self.at, report)
+        if isinstance(report, _SlowReport):
+            rows = self.policy.filter(self.partner, self.purpose, self.fields, keyed(), at=self.at)
+        else:
+            rows = self.policy.filter(self.partner, self.purpose, self.fields, keyed(), at=self.at,  # type: ignore[call-arg]
+                                      report=report)
+        append = self._keys.append
+        if note is None:
+            for row in rows:
+                append(current[0])
+                yield row
+        else:
+            for row in rows:
+                note(current[1], row)
+                append(current[0])
+                yield row
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._state != "open":
+            return
+        self._state = "closing"
+        for gen in self._active:  # no row can be drawn once the record is complete
+            gen.close()  # type: ignore[attr-defined]
+        grants: dict[str, set[tuple[Any, ...]]] = {}
+        not_released: int | None = None
+        for report in self._reports:
+            for f, items in getattr(report, "grants", {}).items():
+                grants.setdefault(f, set()).update(items)
+            if not isinstance(report, _SlowReport) and getattr(report, "left_out", None) is not None:
+                not_released = (not_released or 0) + int(report.left_out)
+        keys = list(dict.fromkeys(self._keys))  # each student once, in the order first sent
+        body = {
+            "students": len(self._keys), "distinct_keys": len(keys), "left_out": sum(self._left_out.values()),
+            "left_out_reasons": dict(sorted(self._left_out.items())), "not_released": not_released,
+            "grants": {f: [Grant(*g).to_dict() for g in sorted(grants[f], key=_sort_key)]
+                       for f in self.fields if f in grants},
+            "error": None if exc_type is None else _qualname(exc_type),
+        }
+        kind = "completed" if exc_type is None else "aborted"
+        assert self._entry is not None
+        try:
+            end = self.log._append(kind, body, keys=dumps(keys), export=self._entry.id)
+        finally:
+            self._state = "closed"
+        self.record = ExportRecord.from_entries(self._entry, end)
+
+
+def _sort_key(g: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple("" if x is None else str(x) for x in g)
+
+
+def _qualname(exc_type: type) -> str:
+    module = getattr(exc_type, "__module__", "")
+    name = getattr(exc_type, "__qualname__", getattr(exc_type, "__name__", "Exception"))
+    return name if module in ("builtins", "") else f"{module}.{name}"
+
+
+def _read_key(student: Any, name: str) -> Any:
+    """The key of a record that is not a plain dict; None when it cannot be read (never raises)."""
+    try:
+        if isinstance(student, Mapping):
+            return student.get(name)
+    except Exception:
+        return None
+    return None
+
+
+def _moment_text(at: Any) -> str:
+    return at.isoformat() if isinstance(at, (datetime.date, datetime.datetime)) else str(at)
