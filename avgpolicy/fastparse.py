@@ -18,8 +18,10 @@ a parent's span is computed, while the child node keeps its own span.
 from __future__ import annotations
 
 import datetime
+import difflib
 import re
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from . import nodes as n
 from .source import Span
@@ -51,6 +53,135 @@ Token = tuple[str, str, int, int, int, int]
 
 class Fallback(Exception):
     """The fast path is not sure: parse this declaration with Lark instead."""
+
+
+# ---------------------------------------------------------------------------
+# v2 settings (spec 7): `WORD ARG, ARG, ...` in controller, partner and agreement
+# bodies. Both paths parse a setting to ``Setting`` and read it here, so they agree
+# on what each clause means; the Lark path reports what is wrong, the fast path
+# falls back instead.
+
+
+class StrArg(NamedTuple):
+    """A string argument of a setting, unescaped, with its location."""
+
+    value: str
+    span: Span
+
+
+class Setting(NamedTuple):
+    """One v2 body clause as parsed: its word, the span of the whole clause, its arguments.
+
+    Each argument is a ``Name``, a ``StrArg``, a ``Duration`` or a list of ``FieldRef``
+    (one field reference, ``dataset.{...}`` written out).
+    """
+
+    word: n.Name
+    span: Span
+    args: list[Any]
+
+
+#: (keyword, span, value) of a clause that the grammar parses with a keyword of its own
+Shaped = tuple[str, Span, Any]
+ErrorFn = Callable[[Span | None, str, str, str | None], None]
+
+CONTROLLER_CLAUSES = ("kind", "dpo", "breach_handling")
+PARTNER_CLAUSES = ("role", "kind", "location", "transfer", "agreement")
+AGREEMENT_CLAUSES = ("model", "covers", "purposes", "retain", "breach", "dpia")
+# what each setting takes, and an example shown when it is written wrongly
+_SHAPES: dict[str, tuple[str, str]] = {
+    "kind": ("name", "kind public"), "dpo": ("string", 'dpo "fg@school.nl"'),
+    "breach_handling": ("duration", "breach_handling 24 hours"), "role": ("name", "role processor"),
+    "location": ("name", "location NL"), "transfer": ("name", "transfer scc"),
+    "model": ("name", "model convenant_4"), "covers": ("refs", "covers leerling.{eckid, roepnaam}"),
+    "purposes": ("names", "purposes leermiddelen, toetsing"), "breach": ("duration", "breach 24 hours"),
+}
+_SHAPE_WORDS = {"name": "one name", "string": "one string", "duration": "an amount and a unit",
+                "refs": "fields as `dataset.field`", "names": "names separated by `,`"}
+
+
+class _Bad(Exception):
+    pass
+
+
+def _shape(word: str, setting: Setting, error: ErrorFn, what: str) -> Any:
+    shape, example = _SHAPES[word]
+    args = setting.args
+    ok = True
+    value: Any = None
+    if shape in ("name", "string", "duration"):
+        kind = {"name": n.Name, "string": StrArg, "duration": n.Duration}[shape]
+        ok = len(args) == 1 and isinstance(args[0], kind)
+        if ok:
+            value = args[0]
+            if shape == "string":
+                value = value.value
+            elif shape == "duration":
+                value = n.Duration(value.amount, value.unit, span=setting.span)
+    elif shape == "names":
+        ok = all(isinstance(a, n.Name) for a in args)
+        value = tuple(args)
+    else:  # refs
+        ok = all(isinstance(a, list) for a in args)
+        refs = [r for a in args if isinstance(a, list) for r in a]
+        for r in refs:
+            if r.transform is not None:
+                error(r.transform.span, "E001", f"a transform does not belong in `{word}`",
+                      f"`{word}` lists the fields the agreement covers; remove `as {r.transform.value}`")
+                raise _Bad
+        value = tuple(refs)
+    if not ok:
+        error(setting.span, "E001", f"`{word}` in {what} takes {_SHAPE_WORDS[shape]}",
+              f"write e.g. `{example}`")
+        raise _Bad
+    return value
+
+
+def read_settings(items: Iterable[Setting | Shaped], allowed: tuple[str, ...], what: str,
+                  error: ErrorFn) -> tuple[dict[str, Any], tuple[tuple[str, Span], ...]]:
+    """The values of a body's clauses by keyword, and (keyword, span) in the order written.
+
+    A clause word not in ``allowed``, a value of the wrong shape and a repeated clause
+    are reported through ``error`` (the fast path's raises ``Fallback``) and left out.
+    """
+    values: dict[str, Any] = {}
+    spans: list[tuple[str, Span]] = []
+    for item in items:
+        if isinstance(item, Setting):
+            word = item.word.value
+            span = item.span
+            if word not in allowed:
+                close = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6)
+                listed = ", ".join(f"`{a}`" for a in allowed[:-1]) + f" or `{allowed[-1]}`"
+                error(item.word.span, "E001", f"unknown clause `{word}` in {what}; expected {listed}",
+                      f"did you mean `{close[0]}`?" if close else "remove it or write one of the clauses listed")
+                continue
+            try:
+                value = _shape(word, item, error, what)
+            except _Bad:
+                continue
+        else:
+            word, span, value = item
+        if word in values:
+            error(span, "E006", f"clause `{word}` appears more than once in {what}",
+                  f"keep one `{word}` clause")
+            continue
+        values[word] = value
+        spans.append((word, span))
+    return values, tuple(spans)
+
+
+def purpose_kind(word: n.Name, value: n.Name, error: ErrorFn) -> n.Name | None:
+    """The kind of ``purpose NAME "title" kind KIND``, or None (reported) when the word is not ``kind``."""
+    if word.value != "kind":
+        error(word.span, "E001", f"unexpected `{word.value}` after a purpose; expected `kind`",
+              "write the purpose's kind as `kind KIND`, e.g. `kind education`")
+        return None
+    return value
+
+
+def _fallback(span: Span | None, code: str, message: str, help: str | None) -> None:
+    raise Fallback
 
 
 def tokenize(text: str, first_line: int) -> list[Token]:
@@ -187,8 +318,8 @@ class FastParser:
         tok = self.peek()
         if tok[0] != "IDENT":
             raise Fallback
-        method = {"dataset": self.dataset, "partner": self.partner, "purpose": self.purpose,
-                  "consent": self.consent_topic, "permit": self.rule, "forbid": self.rule,
+        method = {"controller": self.controller, "dataset": self.dataset, "partner": self.partner,
+                  "purpose": self.purpose, "consent": self.consent_topic, "permit": self.rule, "forbid": self.rule,
                   "test": self.test}.get(tok[1])
         if method is None:
             raise Fallback
@@ -210,7 +341,12 @@ class FastParser:
         while not self.is_punct("}"):
             a, b, c = self.name(), self.name(), self.name()
             assert a.span is not None and c.span is not None
-            fields.append(n.FieldDecl(a, b, c, span=a.span.to(c.span)))
+            role = None
+            tok = self.toks[self.i]
+            if tok[0] == "IDENT" and (tok[1] == "key" or tok[1] == "left"):
+                self.i += 1
+                role = n.Name(tok[1], span=self.tspan(tok))
+            fields.append(n.FieldDecl(a, b, c, role, span=a.span.to((role or c).span)))
         last = self.punct("}")
         return n.Dataset(name, title, subject, tuple(fields), span=self.span(first, last))
 
@@ -240,22 +376,96 @@ class FastParser:
         if tok is not None:
             last = tok
         agreements: list[n.Agreement] = []
+        items: list[Setting | Shaped] = []
         if self.is_punct("{"):
             self.i += 1
-            while self.is_word("agreement"):
-                a_first = self.next()
-                ref = self.kind("STRING")
-                w = self.window()
-                assert w.span is not None
-                agreements.append(n.Agreement(self.string(ref), w, span=self.span(a_first, w.span)))
+            while not self.is_punct("}"):
+                if self.is_word("agreement"):
+                    agreements.append(self.agreement())
+                else:
+                    items.append(self.setting())
             last = self.punct("}")
-        return n.Partner(name, title, tuple(agreements), span=self.span(first, last))
+        values, spans = read_settings(items, PARTNER_CLAUSES, f"partner `{name.value}`", _fallback)
+        return n.Partner(name, title, tuple(agreements), values.get("role"), values.get("kind"),
+                         values.get("location"), values.get("transfer"),
+                         clauses=spans, span=self.span(first, last))
+
+    def agreement(self) -> n.Agreement:
+        a_first = self.next()
+        ref = self.kind("STRING")
+        w = self.window()
+        assert w.span is not None
+        last: Token | Span = w.span
+        items: list[Setting | Shaped] = []
+        if self.is_punct("{"):
+            self.i += 1
+            while not self.is_punct("}"):
+                tok = self.peek()
+                if tok[0] == "IDENT" and (tok[1] == "retain" or tok[1] == "dpia"):
+                    items.append(self.clause())
+                else:
+                    items.append(self.setting())
+            last = self.next()
+        reference = self.string(ref)
+        values, spans = read_settings(items, AGREEMENT_CLAUSES, f"agreement \"{reference}\"", _fallback)
+        return n.Agreement(reference, w, values.get("covers"), values.get("purposes"), values.get("retain"),
+                           values.get("breach"), values.get("dpia"), values.get("model"), clauses=spans,
+                           span=self.span(a_first, last))
+
+    def setting(self) -> Setting:
+        word = self.name()
+        args = [self.setting_arg()]
+        while self.is_punct(","):
+            self.i += 1
+            args.append(self.setting_arg())
+        last = self.toks[self.i - 1]
+        return Setting(word, self.span(word.span, last), args)  # type: ignore[arg-type]
+
+    def setting_arg(self) -> Any:
+        tok = self.peek()
+        kind = tok[0]
+        if kind == "STRING":
+            self.i += 1
+            return StrArg(self.string(tok), self.tspan(tok))
+        if kind == "INT":
+            self.i += 1
+            if len(tok[1]) > _MAX_INT_DIGITS:
+                raise Fallback
+            unit = self.name()
+            return n.Duration(int(tok[1]), unit, span=self.span(tok, unit.span))  # type: ignore[arg-type]
+        if kind == "IDENT" and tok[1] == "controller":
+            self.i += 1
+            return n.Name("controller", span=self.tspan(tok))
+        nxt = self.toks[self.i + 1]
+        if nxt[0] == "PUNCT" and nxt[1] == ".":
+            return self.field_ref()
+        return self.name()
+
+    def controller(self) -> n.Controller:
+        first = self.word("controller")
+        title = self.kind("STRING")
+        last: Token = title
+        items: list[Setting | Shaped] = []
+        if self.is_punct("{"):
+            self.i += 1
+            while not self.is_punct("}"):
+                items.append(self.setting())
+            last = self.next()
+        values, spans = read_settings(items, CONTROLLER_CLAUSES, "the controller", _fallback)
+        return n.Controller(self.string(title), values.get("kind"), values.get("dpo"),
+                            values.get("breach_handling"), clauses=spans, span=self.span(first, last))
 
     def purpose(self) -> n.Purpose:
         first = self.word("purpose")
         name = self.name()
         title, tok = self.opt_string()
-        return n.Purpose(name, title, span=self.span(first, tok or name.span))  # type: ignore[arg-type]
+        kind = None
+        last: Token | Span = tok or name.span  # type: ignore[assignment]
+        if self.at_name():
+            word = self.name()
+            kind = purpose_kind(word, self.name(), _fallback)
+            last = kind.span  # type: ignore[union-attr,assignment]
+        return n.Purpose(name, title, kind, span=self.span(first, last))
 
     def consent_topic(self) -> n.ConsentTopic:
         first = self.word("consent")
@@ -336,9 +546,11 @@ class FastParser:
             seen[keyword] = value
             spans.append((keyword, span))
         last = self.next()
+        art9 = seen.get("art9")
         return n.Rule(effect, name, seen.get("partner"), seen.get("purpose"), seen.get("fields"),  # type: ignore[arg-type]
-                      seen.get("basis"), seen.get("art9"), seen.get("students"), seen.get("valid"),
-                      seen.get("retain"), seen.get("note"), clauses=tuple(spans), span=self.span(first, last))
+                      seen.get("basis"), art9[0] if art9 else None, seen.get("students"), seen.get("valid"),
+                      seen.get("retain"), seen.get("note"), art9[1] if art9 else None, seen.get("dpia"),
+                      clauses=tuple(spans), span=self.span(first, last))
 
     def clause(self) -> tuple[str, Span, Any]:
         tok = self.peek()
@@ -365,10 +577,24 @@ class FastParser:
                 kind = n.Name("consent", span=Span(self.file, span.line, span.column, span.line, span.column + 7))
                 return word, self.span(tok, close), n.Basis(kind, topic, span=span)
             kind_name = self.name()
+            if self.is_punct("("):
+                self.i += 1
+                law = self.kind("STRING")
+                close = self.punct(")")
+                span = self.span(kind_name.span, close)  # type: ignore[arg-type]
+                return word, self.span(tok, close), n.Basis(kind_name, None, self.string(law), span=span)
             return word, self.span(tok, kind_name.span), n.Basis(kind_name, None, span=kind_name.span)  # type: ignore[arg-type]
         if word == "art9":
             ground = self.name()
-            return word, self.span(tok, ground.span), ground  # type: ignore[arg-type]
+            if self.is_punct("("):
+                self.i += 1
+                topic = self.name()
+                close = self.punct(")")
+                return word, self.span(tok, close), (ground, topic)
+            return word, self.span(tok, ground.span), (ground, None)  # type: ignore[arg-type]
+        if word == "dpia":
+            text = self.kind("STRING")
+            return word, self.span(tok, text), self.string(text)
         if word == "students":
             self.word("where")
             expr, _start, end = self.expr(0)

@@ -78,11 +78,15 @@ class Name(Node):
 
 @attrs.frozen
 class FieldDecl(Node):
-    """``NAME TYPE SENSITIVITY`` inside a dataset; type and sensitivity are checked later."""
+    """``NAME TYPE SENSITIVITY [key|left]`` inside a dataset; type and sensitivity are checked later.
+
+    ``role`` is the v2 field role (spec 7.7) as written, with its location, or None.
+    """
 
     name: Name
     type: Name
     sensitivity: Name
+    role: Name | None = None
     span: Span | None = _span
 
 
@@ -106,24 +110,77 @@ class Window(Node):
 
 @attrs.frozen
 class Agreement(Node):
+    """A processing agreement; the v2 body clauses (spec 7.3) are None when not written.
+
+    ``clauses`` maps each body clause written to the span of the whole clause.
+    """
+
     reference: str
     window: Window
+    covers: tuple[FieldRef, ...] | None = None
+    purposes: tuple[Name, ...] | None = None
+    retain: Duration | None = None
+    breach: Duration | None = None
+    dpia: str | None = None
+    model: Name | None = None
+    clauses: tuple[tuple[str, Span], ...] = attrs.field(default=(), eq=False, repr=False)
     span: Span | None = _span
+
+    def clause_span(self, keyword: str) -> Span | None:
+        return _clause_span(self.clauses, keyword)
 
 
 @attrs.frozen
 class Partner(Node):
+    """A partner; ``role``, ``kind``, ``location`` and ``transfer`` (spec 7.2) are None when not written."""
+
     name: Name
     title: str | None
     agreements: tuple[Agreement, ...]
+    role: Name | None = None
+    kind: Name | None = None
+    location: Name | None = None
+    transfer: Name | None = None
+    clauses: tuple[tuple[str, Span], ...] = attrs.field(default=(), eq=False, repr=False)
     span: Span | None = _span
+
+    def clause_span(self, keyword: str) -> Span | None:
+        return _clause_span(self.clauses, keyword)
 
 
 @attrs.frozen
 class Purpose(Node):
+    """``purpose NAME ["title"] [kind KIND]``; ``kind`` (spec 7.5) is None when not written."""
+
     name: Name
     title: str | None
+    kind: Name | None = None
     span: Span | None = _span
+
+
+@attrs.frozen
+class Controller(Node):
+    """``controller "NAME" { kind ...  dpo "..."  breach_handling N hours }`` (spec 7.1).
+
+    A clause not written is None (the model applies the defaults).
+    """
+
+    title: str
+    kind: Name | None = None
+    dpo: str | None = None
+    breach_handling: Duration | None = None
+    clauses: tuple[tuple[str, Span], ...] = attrs.field(default=(), eq=False, repr=False)
+    span: Span | None = _span
+
+    def clause_span(self, keyword: str) -> Span | None:
+        return _clause_span(self.clauses, keyword)
+
+
+def _clause_span(clauses: tuple[tuple[str, Span], ...], keyword: str) -> Span | None:
+    for k, s in clauses:
+        if k == keyword:
+            return s
+    return None
 
 
 @attrs.frozen
@@ -169,10 +226,13 @@ class FieldRef(Node):
 
 @attrs.frozen
 class Basis(Node):
-    """A legal basis: ``kind`` is the name as written; ``topic`` is set for ``consent(TOPIC)``."""
+    """A legal basis: ``kind`` is the name as written; ``topic`` is set for ``consent(TOPIC)``;
+    ``law`` is the string of ``legal_obligation("...")`` / ``public_task("...")`` (spec 7.4),
+    None when the basis was written without parentheses."""
 
     kind: Name
     topic: Name | None = None
+    law: str | None = None
     span: Span | None = _span
 
 
@@ -205,14 +265,15 @@ class Rule(Node):
     window: Window | None
     retain: Duration | None
     note: str | None
+    #: TOPIC of ``art9 explicit_consent(TOPIC)`` (spec 7.6); None for a bare ground
+    art9_topic: Name | None = None
+    #: ``dpia "..."`` (spec 7.6)
+    dpia: str | None = None
     clauses: tuple[tuple[str, Span], ...] = attrs.field(default=(), eq=False, repr=False)
     span: Span | None = _span
 
     def clause_span(self, keyword: str) -> Span | None:
-        for k, s in self.clauses:
-            if k == keyword:
-                return s
-        return None
+        return _clause_span(self.clauses, keyword)
 
 
 # ---------------------------------------------------------------------------
@@ -346,7 +407,7 @@ class Test(Node):
     span: Span | None = _span
 
 
-Declaration = Dataset | Partner | Purpose | ConsentTopic | Rule | Test
+Declaration = Controller | Dataset | Partner | Purpose | ConsentTopic | Rule | Test
 
 
 @attrs.frozen

@@ -36,7 +36,7 @@ from .source import Source, Span
 #: Conditions nested deeper than this (parentheses, ``not``, ``and``/``or``) are an error.
 MAX_DEPTH = 64
 
-DECLARATION_KEYWORDS = ("dataset", "partner", "purpose", "consent", "permit", "forbid", "test")
+DECLARATION_KEYWORDS = ("controller", "dataset", "partner", "purpose", "consent", "permit", "forbid", "test")
 # These never start a clause, so a line that begins with one starts a new declaration
 # even when the previous one is missing its closing brace.
 _ALWAYS_TOP = frozenset({"dataset", "permit", "forbid", "test"})
@@ -172,7 +172,7 @@ def describe_terminal(name: str, lark: Lark | None = None) -> str:
     return name.lower()
 
 
-RULE_CLAUSES = ("partner", "purpose", "fields", "basis", "art9", "students", "valid", "retain", "note")
+RULE_CLAUSES = ("partner", "purpose", "fields", "basis", "art9", "students", "valid", "retain", "note", "dpia")
 TEST_CLAUSES = ("at", "partner", "purpose", "student", "consent", "expect")
 
 
@@ -472,20 +472,58 @@ class _FileParser:
         fields = tuple(k for k in kids if isinstance(k, n.FieldDecl))
         return n.Dataset(name, title, subject, fields, span=self.span(meta))
 
-    def t_field_decl(self, meta: Any, kids: list[n.Name]) -> n.FieldDecl:
-        return n.FieldDecl(kids[0], kids[1], kids[2], span=self.span(meta))
+    def t_field_decl(self, meta: Any, kids: list[Any]) -> n.FieldDecl:
+        role = n.Name(str(kids[3].value), span=self.token_span(kids[3])) if len(kids) > 3 else None
+        return n.FieldDecl(kids[0], kids[1], kids[2], role, span=self.span(meta))
+
+    def _error_fn(self, span: Span | None, code: str, message: str, help: str | None) -> None:
+        self.error(span, code, message, help=help)
 
     def t_partner(self, meta: Any, kids: list[Any]) -> n.Partner:
         title = next((self.string(k) for k in kids if isinstance(k, Token) and k.type == "STRING"), None)
         agreements = tuple(k for k in kids if isinstance(k, n.Agreement))
-        return n.Partner(kids[0], title, agreements, span=self.span(meta))
+        settings = [k for k in kids if isinstance(k, fastparse.Setting)]
+        values, spans = fastparse.read_settings(settings, fastparse.PARTNER_CLAUSES, f"partner `{kids[0]}`",
+                                                self._error_fn)
+        return n.Partner(kids[0], title, agreements, values.get("role"), values.get("kind"),
+                         values.get("location"), values.get("transfer"), clauses=spans, span=self.span(meta))
 
     def t_agreement(self, meta: Any, kids: list[Any]) -> n.Agreement:
-        return n.Agreement(self.string(kids[0]), kids[1], span=self.span(meta))
+        reference = self.string(kids[0])
+        values, spans = fastparse.read_settings(kids[2:], fastparse.AGREEMENT_CLAUSES,
+                                                f'agreement "{reference}"', self._error_fn)
+        return n.Agreement(reference, kids[1], values.get("covers"), values.get("purposes"), values.get("retain"),
+                           values.get("breach"), values.get("dpia"), values.get("model"), clauses=spans,
+                           span=self.span(meta))
+
+    def t_setting(self, meta: Any, kids: list[Any]) -> fastparse.Setting:
+        return fastparse.Setting(kids[0], self.span(meta), kids[1:])  # type: ignore[arg-type]
+
+    def t_arg_name(self, meta: Any, kids: list[n.Name]) -> n.Name:
+        return kids[0]
+
+    def t_arg_controller(self, meta: Any, kids: list[Any]) -> n.Name:
+        return n.Name("controller", span=self.span(meta))
+
+    def t_arg_string(self, meta: Any, kids: list[Token]) -> fastparse.StrArg:
+        return fastparse.StrArg(self.string(kids[0]), self.token_span(kids[0]))
+
+    def t_arg_duration(self, meta: Any, kids: list[Any]) -> n.Duration:
+        return n.Duration(self.integer(kids[0]), kids[1], span=self.span(meta))
+
+    def t_controller(self, meta: Any, kids: list[Any]) -> n.Controller:
+        values, spans = fastparse.read_settings(kids[1:], fastparse.CONTROLLER_CLAUSES, "the controller",
+                                                self._error_fn)
+        return n.Controller(self.string(kids[0]), values.get("kind"), values.get("dpo"),
+                            values.get("breach_handling"), clauses=spans, span=self.span(meta))
 
     def t_purpose(self, meta: Any, kids: list[Any]) -> n.Purpose:
-        title = self.string(kids[1]) if len(kids) > 1 else None
-        return n.Purpose(kids[0], title, span=self.span(meta))
+        title = next((self.string(k) for k in kids if isinstance(k, Token) and k.type == "STRING"), None)
+        kind = next((k for k in kids[1:] if isinstance(k, tuple)), None)
+        return n.Purpose(kids[0], title, kind[0] if kind else None, span=self.span(meta))
+
+    def t_purpose_kind(self, meta: Any, kids: list[n.Name]) -> tuple[n.Name | None]:
+        return (fastparse.purpose_kind(kids[0], kids[1], self._error_fn),)
 
     def t_consent_topic(self, meta: Any, kids: list[Any]) -> n.ConsentTopic:
         title = next((self.string(k) for k in kids if isinstance(k, Token) and k.type == "STRING"), None)
@@ -520,9 +558,11 @@ class _FileParser:
                 continue
             seen[keyword] = value
             spans.append((keyword, span))
+        art9 = seen.get("art9")
         return n.Rule(effect, name, seen.get("partner"), seen.get("purpose"), seen.get("fields"),
-                      seen.get("basis"), seen.get("art9"), seen.get("students"), seen.get("valid"),
-                      seen.get("retain"), seen.get("note"), clauses=tuple(spans), span=self.span(meta))
+                      seen.get("basis"), art9[0] if art9 else None, seen.get("students"), seen.get("valid"),
+                      seen.get("retain"), seen.get("note"), art9[1] if art9 else None, seen.get("dpia"),
+                      clauses=tuple(spans), span=self.span(meta))
 
     def _clause(self, keyword: str, meta: Any, value: Any) -> tuple[str, Span | None, Any]:
         return (keyword, self.span(meta), value)
@@ -583,13 +623,19 @@ class _FileParser:
     def t_basis_plain(self, meta: Any, kids: list[n.Name]) -> n.Basis:
         return n.Basis(kids[0], None, span=self.span(meta))
 
+    def t_basis_law(self, meta: Any, kids: list[Any]) -> n.Basis:
+        return n.Basis(kids[0], None, self.string(kids[1]), span=self.span(meta))
+
     def t_basis_consent(self, meta: Any, kids: list[n.Name]) -> n.Basis:
         span = self.span(meta)
         kind_span = Span(span.file, span.line, span.column, span.line, span.column + 7) if span else None
         return n.Basis(n.Name("consent", span=kind_span), kids[0], span=span)
 
     def t_art9_clause(self, meta: Any, kids: list[n.Name]) -> tuple[str, Span | None, Any]:
-        return self._clause("art9", meta, kids[0])
+        return self._clause("art9", meta, (kids[0], kids[1] if len(kids) > 1 else None))
+
+    def t_dpia_clause(self, meta: Any, kids: list[Token]) -> tuple[str, Span | None, Any]:
+        return self._clause("dpia", meta, self.string(kids[0]))
 
     def t_students_clause(self, meta: Any, kids: list[Any]) -> tuple[str, Span | None, Any]:
         return self._clause("students", meta, kids[0])

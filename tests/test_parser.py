@@ -310,7 +310,8 @@ def test_split_declarations_matches_the_reference(text):
     ("permit r { partner a @ }", (1, 22), "unexpected character `@`; expected `,`, `}` or the next clause",
      "remove the character, or put the text in double quotes"),
     ("hello", (1, 1),
-     "unexpected `hello`; expected `consent`, `dataset`, `forbid`, `partner`, `permit`, `purpose` or `test`",
+     "unexpected `hello`; expected `consent`, `controller`, `dataset`, `forbid`, `partner`, `permit`, "
+     "`purpose` or `test`",
      "a declaration starts with one of these keywords"),
 ])
 def test_syntax_errors_say_what_was_expected_in_words(text, where, message, help):
