@@ -173,6 +173,81 @@ def _window_status(window: WindowInfo, today: datetime.date) -> tuple[str, int |
     return "active", days
 
 
+def _merge(windows: Iterable[WindowInfo]) -> list[WindowInfo]:
+    """The days these windows cover, as disjoint windows in date order (touching windows joined)."""
+    ordered = sorted(windows, key=lambda w: w.start or datetime.date.min)
+    out: list[WindowInfo] = []
+    for w in ordered:
+        if out:
+            last = out[-1]
+            if last.end is None:
+                break  # the last one is open-ended: it covers everything after it
+            if w.start is None or last.end == datetime.date.max or w.start <= last.end + datetime.timedelta(days=1):
+                end = None if w.end is None else max(last.end, w.end)
+                out[-1] = WindowInfo(last.start, end)
+                continue
+        out.append(w)
+    return out
+
+
+def _intersect(a: WindowInfo, b: WindowInfo) -> WindowInfo | None:
+    starts = [d for d in (a.start, b.start) if d is not None]
+    ends = [d for d in (a.end, b.end) if d is not None]
+    w = WindowInfo(max(starts) if starts else None, min(ends) if ends else None)
+    return None if w.start is not None and w.end is not None and w.start > w.end else w
+
+
+def effective_windows(rule_window: WindowInfo, agreements: Iterable[WindowInfo]) -> list[WindowInfo]:
+    """When a permit can take effect for a partner: its own window, within the partner's agreements.
+
+    A partner without agreements is bounded by the rule's window alone; with agreements, by the
+    days on which the rule's window and at least one agreement both hold (section 4, step 1).
+    """
+    agreements = list(agreements)
+    if not agreements:
+        return [rule_window]
+    return _merge(w for w in (_intersect(rule_window, a) for a in agreements) if w is not None)
+
+
+def windows_text(windows: list[WindowInfo]) -> str:
+    return "; ".join(window_text(w) for w in windows) if windows else "never (outside every agreement)"
+
+
+def _windows_status(windows: list[WindowInfo], today: datetime.date) -> tuple[str, int | None]:
+    """The status of a set of disjoint windows: that of the one holding ``today``, else of the next one
+    ("not started", also between two windows), else "expired" (or "never" when there is none)."""
+    if not windows:
+        return "never", None
+    for w in windows:
+        if w.contains_date(today) or (w.start is not None and today < w.start):
+            return _window_status(w, today)
+    return _window_status(windows[-1], today)
+
+
+def _coverage(windows: list[WindowInfo], today: datetime.date) -> tuple[str | None, int | None]:
+    """(last day of the unbroken agreement coverage that holds today, days left) or (None, None)."""
+    for w in _merge(windows):
+        if w.contains_date(today):
+            return (_iso(w.end), (w.end - today).days) if w.end else (None, None)
+    return None, None
+
+
+#: UAVG art. 5 and EDPB Guidelines 05/2020 §147-149, as section 4 of the language decides consent
+CONSENT_RULE = ("under 16 a parent or guardian consents, from 16 the student (UAVG art. 5); a parent's "
+                "consent from before the 16th birthday keeps counting until withdrawn, and the student is "
+                "told they may withdraw it (EDPB 05/2020 §147-149)")
+CONSENT_RULE_RECONFIRM = ("under 16 a parent or guardian consents, from 16 the student (UAVG art. 5); stricter "
+                          "for this topic (reconfirm_at_16): a parent's consent stops counting at 16")
+
+
+def consent_rule(model: PolicyModel, topic: str | None) -> str | None:
+    """Who may consent to ``topic`` at which age, in words (None without a topic)."""
+    if topic is None:
+        return None
+    info = model.consents.get(topic)
+    return CONSENT_RULE_RECONFIRM if info is not None and info.reconfirm_at_16 else CONSENT_RULE
+
+
 def _gaps(windows: list[WindowInfo]) -> list[dict[str, str]]:
     """Periods between consecutive agreements during which none is valid."""
     out: list[dict[str, str]] = []
@@ -217,13 +292,16 @@ def _blocks(forbid: RuleInfo, partner: str, purposes: NameSet, ref: str) -> bool
 
 
 def _flow(model: PolicyModel, rule: RuleInfo, partner: str, today: datetime.date) -> dict[str, Any]:
+    """One permit rule as it reaches ``partner``."""
     forbids = [r for r in model.rules if r.effect == "forbid"]
     fields = []
     for grant in rule.grants:
         entry = _field_entry(model, grant.ref, grant.transform)
         entry["blocked_by"] = [f.name for f in forbids if _blocks(f, partner, rule.purposes, grant.ref)]
         fields.append(entry)
-    status, days = _window_status(rule.window, today)
+    agreements = [a.window for a in model.partners[partner].agreements]
+    effective = effective_windows(rule.window, agreements)
+    status, days = _windows_status(effective, today)
     return {
         "rule": rule.name,
         "purposes": sorted(rule.purposes.names) if not rule.purposes.everything else [],
@@ -235,8 +313,15 @@ def _flow(model: PolicyModel, rule: RuleInfo, partner: str, today: datetime.date
         "consent_topic": rule.consent_topic,
         "art9": rule.art9,
         "students": condition_text(rule.condition),
+        "consent_rule": consent_rule(model, rule.consent_topic),
+        # `from`, `until` and `text` are the rule's own window; `effective` is when it can take effect
+        # for this partner (within its agreements); `status` and `days_until_end` are of `effective`
         "window": {"from": _iso(rule.window.start), "until": _iso(rule.window.end),
-                   "text": window_text(rule.window), "status": status, "days_until_end": days},
+                   "text": window_text(rule.window),
+                   "effective": [{"from": _iso(w.start), "until": _iso(w.end)} for w in effective],
+                   "effective_text": windows_text(effective),
+                   "bounded_by_agreements": bool(agreements) and effective != [rule.window],
+                   "status": status, "days_until_end": days},
         "retain": str(rule.retain) if rule.retain else None,
         "note": rule.note,
         "location": _rule_location(rule),
@@ -336,6 +421,7 @@ def build_register(policy: Policy, *, today: datetime.date | None = None) -> dic
                                "until": _iso(a.window.end), "text": window_text(a.window),
                                "status": status, "days_until_expiry": days})
         agreements.sort(key=lambda a: a["from"] or "")
+        covered_until, coverage_days = _coverage([a.window for a in info.agreements], today)
         if not info.agreements:
             coverage = "no agreement required"
         elif any(a.window.contains_date(today) for a in info.agreements):
@@ -351,6 +437,9 @@ def build_register(policy: Policy, *, today: datetime.date | None = None) -> dic
         partners.append({
             "name": name, "title": info.title,
             "agreements": agreements, "agreement_status": coverage,
+            # the last day of the unbroken coverage by agreements that holds today (None: open-ended
+            # or not covered today), and the days until then: the header says "expiring" from this
+            "covered_until": covered_until, "coverage_days_left": coverage_days,
             "gaps": _gaps([a.window for a in info.agreements]),
             "flows": flows,
             "restrictions": [_restriction(model, r) for r in forbids if r.partners.matches(name)
@@ -453,7 +542,8 @@ def _agreement_line(a: dict[str, Any]) -> str:
 
 CSV_COLUMNS = ("partner", "partner_title", "agreement_status", "agreements", "next_expiry_days", "rule",
                "purposes", "basis", "consent_topic", "art9", "dataset", "field", "sensitivity", "marker",
-               "transform", "blocked_by", "students", "rule_window", "retain", "note", "location")
+               "transform", "blocked_by", "students", "rule_window", "effective_window", "retain", "note",
+               "location")
 
 
 #: a cell starting with one of these is a formula (or DDE call) to Excel, LibreOffice and Google Sheets
@@ -493,7 +583,8 @@ def _csv(reg: dict[str, Any]) -> str:
                     p["name"], p["title"] or "", p["agreement_status"], agreements, next_expiry, fl["rule"],
                     fl["purposes_text"], fl["basis"], fl["consent_topic"] or "", fl["art9"] or "",
                     f["dataset"], f["field"], f["sensitivity"], f["marker"] or "", f["transform"] or "",
-                    " ".join(f["blocked_by"]), fl["students"], fl["window"]["text"], fl["retain"] or "",
+                    " ".join(f["blocked_by"]), fl["students"], fl["window"]["text"],
+                    fl["window"]["effective_text"], fl["retain"] or "",
                     fl["note"] or "", fl["location"] or ""])
     return out.getvalue()
 
@@ -585,10 +676,16 @@ def _markdown(reg: dict[str, Any]) -> str:
                 for f in fl["fields"]:
                     by_ds.setdefault(f["dataset"], []).append(_md_field(f))
                 fields = "<br>".join(f"{_md(ds)}: {', '.join(v)}" for ds, v in by_ds.items())
+                basis = fl["basis_text"] + (f"; who consents: {fl['consent_rule']}" if fl["consent_rule"] else "")
+                window = fl["window"]["effective_text"]
+                if fl["window"]["status"] in ("expired", "expiring", "not started", "never"):
+                    window += f" ({fl['window']['status']})"
+                if fl["window"]["bounded_by_agreements"]:
+                    window += f"; within the agreements (rule: {fl['window']['text']})"
                 lines.append(f"| {_md_code(fl['rule'])} | "
-                             + " | ".join(_md(x) for x in (fl["purposes_text"], fl["basis_text"]))
+                             + " | ".join(_md(x) for x in (fl["purposes_text"], basis))
                              + f" | {fields} | "
-                             + " | ".join(_md(x) for x in (fl["students"], fl["window"]["text"], fl["retain"] or "—"))
+                             + " | ".join(_md(x) for x in (fl["students"], window, fl["retain"] or "—"))
                              + " |")
             lines.append("")
         if p["restrictions"]:
@@ -608,6 +705,8 @@ def _markdown(reg: dict[str, Any]) -> str:
             c = row["cells"][ds]
             text = str(c["count"]) if c["count"] else "—"
             text += "".join(f" [{m}]" for m in c["markers"])
+            if c["fields"]:
+                text += ": " + _md(", ".join(c["fields"]))
             cells.append(text)
         lines.append(f"| {_md(row['partner'])} | " + " | ".join(cells) + " |")
     lines += ["", "## Never shared (forbid rules)", ""]
@@ -637,8 +736,9 @@ def _markdown(reg: dict[str, Any]) -> str:
 _CSS = """
 :root { --ink: #1d2433; --muted: #5b6477; --line: #d9dee8; --bg: #f6f7fb; }
 * { box-sizing: border-box; }
+html { -webkit-text-size-adjust: 100%; text-size-adjust: 100%; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: var(--ink);
-       margin: 0; background: var(--bg); }
+       margin: 0; background: var(--bg); overflow-wrap: break-word; }
 main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
 h1 { font-size: 26px; margin: 0 0 4px; }
 h2 { font-size: 19px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--ink); }
@@ -651,15 +751,19 @@ h3 { font-size: 16px; margin: 0; }
 .alert.bad { border-color: #b3261e; background: #fdecea; }
 section.partner { border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; margin: 14px 0;
                   break-inside: avoid-page; }
-.partner header { display: flex; justify-content: space-between; align-items: baseline; gap: 12px;
+.partner header { display: flex; justify-content: space-between; align-items: baseline; gap: 6px 12px;
                   flex-wrap: wrap; }
+.partner header .badges { display: flex; flex-wrap: wrap; gap: 4px; }
 .partner .title { color: var(--muted); }
+.facts { margin: 6px 0 0; color: var(--ink); }
+.facts span { margin-right: 14px; display: inline-block; }
 ul.agreements { margin: 8px 0; padding-left: 18px; }
+ul.agreements li { margin: 4px 0; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0; }
 th, td { border: 1px solid var(--line); padding: 5px 7px; text-align: left; vertical-align: top; }
 th { background: #eef1f7; font-weight: 600; }
 tr.group th { background: #dde3ee; font-size: 14px; }
-td.num { text-align: center; white-space: nowrap; }
+td.num { text-align: center; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em;
        overflow-wrap: anywhere; }
 .badge { display: inline-block; border-radius: 10px; padding: 0 7px; font-size: 0.82em; font-weight: 600;
@@ -673,15 +777,37 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 .b-anonymous { background: #e8f5e9; color: #1b5e20; }
 .s-active { background: #e8f5e9; color: #1b5e20; }
 .s-expiring { background: #fff3cd; color: #7a5a00; border-color: #e6c65c; }
-.s-expired, .s-gap, .s-none { background: #fdecea; color: #b3261e; border-color: #f2b8b5; }
+.s-expired, .s-gap, .s-none, .s-never, .s-missing { background: #fdecea; color: #b3261e; border-color: #f2b8b5; }
 .s-not-started { background: #eef1f7; color: #3b4356; }
 .field { white-space: nowrap; margin-right: 6px; display: inline-block; }
 .blocked { text-decoration: line-through; color: var(--muted); }
 .ds { color: var(--muted); font-weight: 600; }
 .note { color: var(--muted); font-size: 0.9em; }
+.consent { font-size: 0.9em; margin-top: 4px; padding: 3px 6px; border-left: 3px solid #0d47a1;
+           background: #f1f6fd; }
+.missing { font-size: 0.9em; margin-top: 4px; padding: 3px 6px; border-left: 3px solid #b3261e;
+           background: #fdecea; }
 .matrix td { text-align: center; }
 .matrix td:first-child, .matrix th:first-child { text-align: left; }
+.matrix .names { display: block; font-size: 0.82em; color: var(--muted); text-align: left; line-height: 1.3;
+                 margin-top: 2px; }
 .legend .badge { margin-right: 6px; }
+/* a phone: every wide table becomes a list of cards, one per row, each cell labelled */
+@media screen and (max-width: 760px) {
+  main { padding: 14px 12px 32px; }
+  h1 { font-size: 22px; }
+  section.partner { padding: 10px 10px; }
+  table.stack, table.stack tbody, table.stack tr, table.stack td { display: block; width: 100%; }
+  table.stack thead { display: none; }
+  table.stack { border: 0; }
+  table.stack tr { border: 1px solid var(--line); border-radius: 6px; margin: 0 0 10px; }
+  table.stack td { border: 0; border-top: 1px solid var(--line); text-align: left; }
+  table.stack td:first-child { border-top: 0; background: #eef1f7; }
+  table.stack td[data-label]::before { content: attr(data-label); display: block; font-size: 0.78em;
+                                       font-weight: 600; color: var(--muted); text-transform: uppercase; }
+  table.stack td.empty { display: none; }
+  .field { white-space: normal; }
+}
 @media print {
   body { background: #fff; font-size: 11px; }
   main { padding: 0; max-width: none; }
@@ -712,25 +838,59 @@ def _status_badge(status: str, text: str | None = None) -> str:
     return f'<span class="badge s-{_e(cls)}">{_e(text)}</span>'
 
 
+def _coverage_badge(p: dict[str, Any]) -> str:
+    """The partner's agreement state in one badge that agrees with its agreement lines."""
+    if p["agreement_status"] != "covered":
+        return _status_badge(p["agreement_status"])
+    days = p["coverage_days_left"]
+    if days is None:
+        return _status_badge("active", "agreement valid, no end date")
+    if days <= EXPIRING_DAYS:
+        return _status_badge("expiring", f"agreement expiring, {days} days left")
+    return _status_badge("active", f"agreement valid until {p['covered_until']}")
+
+
 def _html_field(f: dict[str, Any]) -> str:
     label = f"<code>{_e(_field_label(f, qualified=False))}</code>"
     if f["sensitivity"] in MARKERS:
         label += " " + _badge(f["sensitivity"], f["marker"])
     elif f["sensitivity"] == "pseudonym" or f.get("transform") == "pseudonym":
         label += " " + _badge("pseudonym", "pseudonym")
-    cls = "field blocked" if f.get("blocked_by") else "field"
-    title = f' title="blocked by {_e(", ".join(f["blocked_by"]))}"' if f.get("blocked_by") else ""
-    return f'<span class="{cls}"{title}>{label}</span>'
+    if f.get("blocked_by"):
+        # said in words, not only struck through: a phone and a printout have no hover
+        return (f'<span class="field blocked">{label}</span>'
+                f'<span class="note">(blocked by {_e(", ".join(f["blocked_by"]))})</span> ')
+    return f'<span class="field">{label}</span>'
+
+
+def _html_window(fl: dict[str, Any]) -> str:
+    """The days a flow can take effect (within the partner's agreements), one window per line."""
+    w = fl["window"]
+    parts = [_e(window_text(_window_of(x))).replace(" to ", " to<br>") for x in w["effective"]] \
+        or [_e(w["effective_text"])]
+    text = "<br>".join(parts)
+    if w["status"] in ("expired", "expiring", "not started", "never"):
+        days = w["days_until_end"]
+        label = f"expiring, {days} days left" if w["status"] == "expiring" else w["status"]
+        text += " " + _status_badge(w["status"], label)
+    if w["bounded_by_agreements"]:
+        text += f'<div class="note">within the agreements (rule: {_e(w["text"])})</div>'
+    return text
+
+
+def _window_of(d: dict[str, Any]) -> WindowInfo:
+    return WindowInfo(*(datetime.date.fromisoformat(d[k]) if d[k] else None for k in ("from", "until")))
 
 
 def _html_partner(p: dict[str, Any]) -> str:
     out = [f'<section class="partner" id="partner-{_e(p["name"])}">', "<header>",
-           f'<h3>{_e(p["name"])} <span class="title">{_e(p["title"] or "")}</span></h3>', "<div>"]
+           f'<h3>{_e(p["name"])} <span class="title">{_e(p["title"] or "")}</span></h3>',
+           '<div class="badges">']
     if p["special"]:
         out.append(_badge("special", "special data"))
     if p["national_id"]:
         out.append(_badge("national_id", "receives BSN"))
-    out.append(_status_badge(p["agreement_status"]))
+    out.append(_coverage_badge(p))
     out += ["</div>", "</header>", '<ul class="agreements">']
     if not p["agreements"]:
         out.append("<li>No processing agreement (the partner is not a processor); the rule windows apply.</li>")
@@ -742,8 +902,8 @@ def _html_partner(p: dict[str, Any]) -> str:
                    f"to {_e(g['until'])}</li>")
     out.append("</ul>")
     if p["flows"]:
-        out += ["<table>", "<thead><tr><th>Rule</th><th>Purpose</th><th>Basis</th><th>Fields</th>"
-                "<th>Students</th><th>Window</th><th>Retain</th></tr></thead>", "<tbody>"]
+        out += ['<table class="stack flows">', "<thead><tr><th>Rule</th><th>Purpose</th><th>Basis</th>"
+                "<th>Fields</th><th>Students</th><th>Window</th><th>Retain</th></tr></thead>", "<tbody>"]
         for fl in p["flows"]:
             by_ds: dict[str, list[str]] = {}
             for f in fl["fields"]:
@@ -753,14 +913,17 @@ def _html_partner(p: dict[str, Any]) -> str:
             purpose = f"<code>{_e(fl['purposes_text'])}</code>"
             if titles:
                 purpose += f'<div class="note">{_e("; ".join(titles))}</div>'
+            basis = _e(fl["basis_text"])
+            if fl["consent_rule"]:
+                basis += f'<div class="consent"><b>Who consents:</b> {_e(fl["consent_rule"])}</div>'
             note = f'<div class="note">{_e(fl["note"])}</div>' if fl["note"] else ""
             loc = f'<div class="note">{_e(fl["location"])}</div>' if fl["location"] else ""
-            win = _e(fl["window"]["text"]).replace(" to ", " to<br>")  # one date per line
-            if fl["window"]["status"] in ("expired", "expiring", "not started"):
-                win += " " + _status_badge(fl["window"]["status"])
-            out.append(f"<tr><td><code>{_e(fl['rule'])}</code>{loc}</td><td>{purpose}</td>"
-                       f"<td>{_e(fl['basis_text'])}</td><td>{fields}{note}</td><td>{_e(fl['students'])}</td>"
-                       f"<td>{win}</td><td>{_e(fl['retain'] or '—')}</td></tr>")
+            out.append(f'<tr><td data-label="Rule"><code>{_e(fl["rule"])}</code>{loc}</td>'
+                       f'<td data-label="Purpose">{purpose}</td><td data-label="Basis">{basis}</td>'
+                       f'<td data-label="Fields">{fields}{note}</td>'
+                       f'<td data-label="Students">{_e(fl["students"])}</td>'
+                       f'<td data-label="Window">{_html_window(fl)}</td>'
+                       f'<td data-label="Retain">{_e(fl["retain"] or "—")}</td></tr>')
         out += ["</tbody>", "</table>"]
     else:
         out.append('<p class="note">Receives nothing: no permit rule names this partner.</p>')
@@ -796,7 +959,7 @@ def _html(reg: dict[str, Any]) -> str:
                                                  "pseudonym", "personal", "anonymous")) + "</p>")
 
     datasets = reg["matrix"]["datasets"]
-    body += ["<h2>Partner × dataset</h2>", '<table class="matrix">',
+    body += ["<h2>Partner × dataset</h2>", '<table class="matrix stack">',
              "<thead><tr><th>Partner</th>" + "".join(f"<th>{_e(d)}</th>" for d in datasets) + "</tr></thead>",
              "<tbody>"]
     for row in reg["matrix"]["rows"]:
@@ -804,28 +967,33 @@ def _html(reg: dict[str, Any]) -> str:
         for ds in datasets:
             c = row["cells"][ds]
             if not c["count"]:
-                cells.append('<td class="num">—</td>')
+                cells.append(f'<td class="num empty" data-label="{_e(ds)}">—</td>')
                 continue
-            tip = _e(", ".join(c["fields"]))
             badge = "".join(" " + _badge(_MARKER_CLASS[m], m) for m in c["markers"])
-            cells.append(f'<td class="num" title="{tip}">{c["count"]}{badge}</td>')
+            names = f'<span class="names">{_e(", ".join(c["fields"]))}</span>'
+            cells.append(f'<td class="num" data-label="{_e(ds)}">{c["count"]}{badge}{names}</td>')
         body.append(f'<tr><td><a href="#partner-{_e(row["partner"])}">{_e(row["partner"])}</a></td>'
                     + "".join(cells) + "</tr>")
-    body += ["</tbody>", "</table>", '<p class="note">Number of fields each partner may receive (hover for '
-             "their names); badges mark BSN, art. 9 and art. 10 data, else sensitive data.</p>", "<h2>Partners</h2>"]
+    body += ["</tbody>", "</table>", '<p class="note">The fields each partner may receive, by dataset, with '
+             "their number; badges mark BSN, art. 9 and art. 10 data, else sensitive data.</p>",
+             "<h2>Partners</h2>"]
     body += [_html_partner(p) for p in reg["partners"]]
 
-    body += ["<h2>Never shared (forbid rules)</h2>", "<table>",
+    body += ["<h2>Never shared (forbid rules)</h2>", '<table class="stack">',
              "<thead><tr><th>Rule</th><th>Partners</th><th>Purposes</th><th>Fields</th><th>Students</th>"
              "</tr></thead>", "<tbody>"]
     for r in reg["forbids"]:
         fields = f"<code>{_e(r['fields_text'])}</code>"
         note = f'<div class="note">{_e(r["note"])}</div>' if r["note"] else ""
-        body.append(f"<tr><td><code>{_e(r['rule'])}</code></td><td>{_e(r['partners_text'])}</td>"
-                    f"<td>{_e(r['purposes_text'])}</td><td>{fields}{note}</td><td>{_e(r['students'])}</td></tr>")
-    body += ["</tbody>", "</table>", "<h2>Consent topics</h2>", "<ul>"]
+        body.append(f'<tr><td data-label="Rule"><code>{_e(r["rule"])}</code></td>'
+                    f'<td data-label="Partners">{_e(r["partners_text"])}</td>'
+                    f'<td data-label="Purposes">{_e(r["purposes_text"])}</td>'
+                    f'<td data-label="Fields">{fields}{note}</td>'
+                    f'<td data-label="Students">{_e(r["students"])}</td></tr>')
+    body += ["</tbody>", "</table>", "<h2>Consent topics</h2>",
+             f'<p class="note">For every topic: {_e(CONSENT_RULE)}.</p>', "<ul>"]
     for c in reg["consent_topics"]:
-        extra = " — parental consent stops counting at 16" if c["reconfirm_at_16"] else ""
+        extra = " — stricter: parental consent stops counting at 16" if c["reconfirm_at_16"] else ""
         body.append(f"<li><code>{_e(c['name'])}</code>: {_e(c['title'] or '')}{_e(extra)}</li>")
     body += ["</ul>", "<h2>Catalogue</h2>", "<table>",
              "<thead><tr><th>Field</th><th>Type</th><th>Sensitivity</th></tr></thead>", "<tbody>"]
@@ -841,4 +1009,3 @@ def _html(reg: dict[str, Any]) -> str:
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{_e(reg['title'])} · {_e(reg['today'])}</title>\n<style>{_CSS}</style>\n</head>\n"
             "<body>\n<main>\n" + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
-

@@ -547,3 +547,79 @@ def test_csv_cell_keeps_numbers_and_plain_text() -> None:
     assert "leerling" == register._csv_cell("leerling")
     assert "'-1" == register._csv_cell("-1")
     assert "'  @x" == register._csv_cell("  @x")
+
+
+# ---------------------------------------------------------------------------
+# the HTML register reads right (issue 16 item 12; the layout itself: tests/test_register_browser.py)
+
+def _section(page: str, partner: str) -> str:
+    start = page.index(f'<section class="partner" id="partner-{partner}">')
+    return page[start:page.index("</section>", start)]
+
+
+def test_partner_badge_agrees_with_an_expiring_agreement(policy: avgpolicy.Policy) -> None:
+    page = render(policy, "html", today=TODAY)
+    noordhoff = _section(page, "noordhoff")
+    assert "agreement valid" not in noordhoff
+    assert '<span class="badge s-expiring">agreement expiring, 36 days left</span>' in noordhoff
+    assert ("2026-12-31", 36) == (_partner(build_register(policy, today=TODAY), "noordhoff")["covered_until"],
+                                  _partner(build_register(policy, today=TODAY), "noordhoff")["coverage_days_left"])
+    assert '<span class="badge s-active">agreement valid until 2027-07-31</span>' in _section(page, "snappet")
+    assert "agreement valid, no end date" in _section(page, "schoolwebsite")
+
+
+def test_window_is_bounded_by_the_agreements(policy: avgpolicy.Policy, reg: dict) -> None:
+    noordhoff = _partner(reg, "noordhoff")["flows"][0]["window"]
+    assert ("always", "2022-08-01 to 2026-12-31", "expiring", 36, True) == (
+        noordhoff["text"], noordhoff["effective_text"], noordhoff["status"], noordhoff["days_until_end"],
+        noordhoff["bounded_by_agreements"])
+    zermelo = _partner(reg, "zermelo")["flows"][0]["window"]
+    assert "2022-08-01 to 2025-12-31; 2026-02-01 to 2029-07-31" == zermelo["effective_text"]
+    cito = _partner(reg, "cito")["flows"][0]["window"]       # the rule's own window lies inside the agreement
+    assert ("2025-09-01 to 2028-07-31", False) == (cito["effective_text"], cito["bounded_by_agreements"])
+    duo = _partner(reg, "duo")["flows"][0]["window"]         # no agreements: the rule's window alone
+    assert "2024-08-01 to 2028-07-31" == duo["effective_text"]
+    page = render(policy, "html", today=TODAY)
+    row = _section(page, "noordhoff")
+    assert 'data-label="Window">2022-08-01 to<br>2026-12-31 <span class="badge s-expiring">' in row
+    md = render(policy, "md", today=TODAY)
+    line = next(x for x in md.splitlines() if x.startswith("| `noordhoff_wiskunde`"))
+    assert "| 2022-08-01 to 2026-12-31 (expiring); within the agreements (rule: always) |" in line
+
+
+def test_a_rule_outside_every_agreement_never_takes_effect() -> None:
+    policy = avgpolicy.loads("""
+        dataset leerling subject { id text personal }
+        partner p { agreement "A" valid from 2025-01-01 until 2025-12-31 }
+        purpose u
+        permit r { partner p  purpose u  basis contract  fields leerling.id  valid from 2026-01-01 }
+    """)
+    window = build_register(policy, today=TODAY)["partners"][0]["flows"][0]["window"]
+    assert ([], "never (outside every agreement)", "never") == (
+        window["effective"], window["effective_text"], window["status"])
+    assert "never (outside every agreement)" in render(policy, "html", today=TODAY)
+
+
+def test_consent_rule_stands_beside_each_consent_flow(policy: avgpolicy.Policy, reg: dict) -> None:
+    assert register.CONSENT_RULE == _partner(reg, "parro")["flows"][0]["consent_rule"]
+    assert register.CONSENT_RULE_RECONFIRM == _partner(reg, "uu_onderzoek")["flows"][0]["consent_rule"]
+    assert None is _partner(reg, "snappet")["flows"][0]["consent_rule"]
+    page = render(policy, "html", today=TODAY)
+    parro = _section(page, "parro")
+    row = parro[parro.index("<tr><td data-label=\"Rule\"><code>parro_fotos"):]
+    row = row[:row.index("</tr>")]
+    assert "<b>Who consents:</b> under 16 a parent or guardian consents, from 16 the student (UAVG art. 5)" in row
+    md = render(policy, "md", today=TODAY)
+    line = next(x for x in md.splitlines() if x.startswith("| `uu_leesmotivatie`"))
+    assert "who consents: under 16 a parent or guardian consents" in line and "(reconfirm_at_16)" in line
+
+
+def test_matrix_names_fields_in_the_cell_not_on_hover(policy: avgpolicy.Policy) -> None:
+    page = render(policy, "html", today=TODAY)
+    matrix = page[page.index('<table class="matrix stack">'):]
+    matrix = matrix[:matrix.index("</table>")]
+    assert "title=" not in matrix
+    assert '<span class="names">code, naam, vak</span>' in matrix
+    md = render(policy, "md", today=TODAY)
+    row = next(x for x in md.splitlines() if x.startswith("| malmberg |"))
+    assert "| 3: code, naam, vak |" in row
