@@ -15,6 +15,7 @@ from .checker import check
 from .errors import Diagnostic, PolicyError
 from .parser import parse
 from .policy import Policy
+from .pseudonym import Pseudonymizer, seal_key
 from .source import Source
 
 DEFAULT_TIMEZONE = "Europe/Amsterdam"
@@ -77,14 +78,11 @@ def analyse(sources: list[Source], *, today: datetime.date | None = None
 
 
 def build_policy(sources: list[Source], *, timezone: str = DEFAULT_TIMEZONE,
-                 pseudonym_key: bytes | None = None, cache_size: int = 1024,
+                 pseudonym_key: bytes | Pseudonymizer | None = None, cache_size: int = 1024,
                  today: datetime.date | None = None) -> Policy:
+    sealed = seal_key(pseudonym_key)  # from here on no frame holds the key's bytes
+    del pseudonym_key
     zone = _zone(timezone)
-    if pseudonym_key is not None:
-        if not isinstance(pseudonym_key, (bytes, bytearray)):
-            raise TypeError(f"pseudonym_key must be bytes, not {type(pseudonym_key).__name__}")
-        if not pseudonym_key:
-            raise ValueError("pseudonym_key is empty; use a secret of 32 random bytes (secrets.token_bytes(32))")
     if today is not None and (not isinstance(today, datetime.date) or isinstance(today, datetime.datetime)):
         raise TypeError("today must be a datetime.date")
     if not sources:
@@ -98,8 +96,7 @@ def build_policy(sources: list[Source], *, timezone: str = DEFAULT_TIMEZONE,
     warnings = tuple(sorted((d for d in diagnostics if not d.is_error),
                             key=lambda d: (d.file, d.line, d.column, d.code)))
     return Policy(resolved, version=content_version(sources, timezone), zone=zone, warnings=warnings,
-                  sources=text_by_file, pseudonym_key=bytes(pseudonym_key) if pseudonym_key else None,
-                  cache_size=cache_size)
+                  sources=text_by_file, pseudonymizer=sealed, cache_size=cache_size)
 
 
 def _attach_export_log(policy: Policy, log: object) -> Policy:
@@ -120,11 +117,14 @@ def load(*paths: str | os.PathLike[str], timezone: str = DEFAULT_TIMEZONE,
     ``export_log`` (an ``avgpolicy.ExportLog`` or its path/DSN) is where ``policy.export`` records.
 
     ``today`` is the date the "window has ended" warning (W005) is judged against;
-    by default the current date.
+    by default the current date. The ``pseudonym_key`` is turned into the keyed function
+    that derives pseudonyms before anything else happens, and not kept.
     """
+    sealed = seal_key(pseudonym_key)
+    del pseudonym_key
     if not paths:
         raise TypeError("load() needs at least one file or folder")
-    return _attach_export_log(build_policy(read_sources(paths), timezone=timezone, pseudonym_key=pseudonym_key,
+    return _attach_export_log(build_policy(read_sources(paths), timezone=timezone, pseudonym_key=sealed,
                                            cache_size=cache_size, today=today), export_log)
 
 
@@ -132,6 +132,8 @@ def loads(text: str | Mapping[str, str], *, timezone: str = DEFAULT_TIMEZONE,
           pseudonym_key: bytes | None = None, cache_size: int = 1024,
           today: datetime.date | None = None, export_log: object = None) -> Policy:
     """Load a policy set from one text, or from a mapping of names to texts (see ``load``)."""
+    sealed = seal_key(pseudonym_key)
+    del pseudonym_key
     if isinstance(text, str):
         sources = [Source("<policy>", text)]
     elif isinstance(text, Mapping):
@@ -142,5 +144,5 @@ def loads(text: str | Mapping[str, str], *, timezone: str = DEFAULT_TIMEZONE,
             sources.append(Source(name, body))
     else:
         raise TypeError(f"loads() takes a str or a mapping of str to str, not {type(text).__name__}")
-    return _attach_export_log(build_policy(sources, timezone=timezone, pseudonym_key=pseudonym_key,
+    return _attach_export_log(build_policy(sources, timezone=timezone, pseudonym_key=sealed,
                                            cache_size=cache_size, today=today), export_log)

@@ -51,14 +51,16 @@ class Policy:
 
     def __init__(self, model: PolicyModel, *, version: str, zone: ZoneInfo,
                  warnings: tuple[Diagnostic, ...] = (), sources: Mapping[str, str] | None = None,
-                 pseudonym_key: bytes | None = None, cache_size: int = 1024) -> None:
+                 pseudonymizer: Pseudonymizer | None = None, cache_size: int = 1024) -> None:
+        # only the keyed function that derives pseudonyms is kept, never the key (see pseudonym.py)
+        if pseudonymizer is not None and type(pseudonymizer) is not Pseudonymizer:
+            raise TypeError("pseudonymizer must be a Pseudonymizer (load()/loads() make one from pseudonym_key)")
         self.model = model
         self.version = version
         self.zone = zone
         self.warnings = warnings
         self.sources: Mapping[str, str] = MappingProxyType(dict(sources or {}))
-        self._pseudonym_key = pseudonym_key
-        self._pseudonymizer = Pseudonymizer(pseudonym_key) if pseudonym_key else None
+        self._pseudonymizer = pseudonymizer
         self._cache_size = cache_size
         self._cache = CompileCache(cache_size)
         self._last_request: tuple[Any, ...] = (None, None, None, None, None)
@@ -69,7 +71,7 @@ class Policy:
 
     @property
     def has_pseudonym_key(self) -> bool:
-        return self._pseudonym_key is not None
+        return self._pseudonymizer is not None
 
     def __repr__(self) -> str:
         m = self.model
