@@ -308,6 +308,141 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# the export log: exports, exports verify, access, dashboard
+
+def _open_log(target: str) -> Any:
+    """An existing export log (a file must exist: reading never creates one); ExportLogError -> usage."""
+    from .exports import ExportLog, ExportLogError
+
+    if not target.startswith(("postgresql://", "postgres://")) and not os.path.isfile(target):
+        raise UsageError(f"no such export log: {target}")
+    try:
+        return ExportLog(target)
+    except ExportLogError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell a spreadsheet does not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def cmd_exports(args: argparse.Namespace) -> int:
+    import csv
+
+    from .exports import ExportLogError
+
+    if args.target[:1] == ["verify"] and len(args.target) == 2:
+        return _cmd_exports_verify(args.target[1], args.format)
+    if len(args.target) != 1:
+        raise UsageError("write `avgpolicy exports LOG [options]` or `avgpolicy exports verify LOG`")
+    log = _open_log(args.target[0])
+    try:
+        since, until = _parse_moment(args.since, "--since"), _parse_moment(args.until, "--until")
+        records = log.exports(partner=args.partner, actor=args.actor, channel=args.channel, since=since,
+                              until=until, keys=args.format == "json")
+    except ExportLogError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.format == "json":
+        _dump([r.to_dict() for r in records])
+        return EXIT_OK
+    columns = ("id", "started", "status", "partner", "purpose", "actor", "channel", "students", "left_out",
+               "fields_sent")
+    rows = [(r.id, r.started.strftime("%Y-%m-%d %H:%M:%S"), r.status, r.partner, r.purpose, r.actor, r.channel,
+             r.students, r.left_out, ",".join(r.fields_sent)) for r in records]
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_cell(c) for c in row] for row in rows)
+        return EXIT_OK
+    shown = [tuple(str(c) for c in row) for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in shown]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in shown:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    unfinished = sum(1 for r in records if r.status == "started")
+    print(f"{_plural(len(records), 'export')} (times UTC)"
+          + (f"; {unfinished} unfinished: started, never completed (which students they sent is unknown)"
+             if unfinished else ""))
+    return EXIT_OK
+
+
+def _cmd_exports_verify(target: str, fmt: str) -> int:
+    from .exports import ExportLogError
+
+    log = _open_log(target)
+    try:
+        report = log.verify()
+    except ExportLogError as exc:
+        raise UsageError(str(exc)) from exc
+    if fmt == "json":
+        _dump(report.to_dict())
+    else:
+        paint = _Paint(_use_colour(sys.stdout))
+        for p in report.problems:
+            label = paint.yellow("unfinished") if p.kind == "unfinished" else paint.red(p.kind)
+            print(f"{label} {p.id}: {p.message}")
+        tampered = sum(1 for p in report.problems if p.kind != "unfinished")
+        summary = (f"{_plural(report.entries, 'entry').replace('entrys', 'entries')}, "
+                   f"{_plural(report.exports, 'export')}: "
+                   + ("chain intact" if report.ok else f"{_plural(tampered, 'problem')} found")
+                   + (f", {len(report.unfinished)} unfinished" if report.unfinished else "")
+                   + f"; head {report.head or '-'}")
+        print(paint.green(summary) if report.ok else paint.red(summary))
+    return EXIT_OK if report.ok else EXIT_POLICY
+
+
+def _write_or_print(text: str, output: str | None) -> None:
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def cmd_access(args: argparse.Namespace) -> int:
+    import re
+
+    from .exports import ExportLogError
+    from .exports.access import render_access
+
+    log = _open_log(args.log)
+    key: str | int = args.student
+    try:
+        text = render_access(log, key, args.format, lang=args.lang)
+        if re.fullmatch(r"-?[0-9]{1,30}", args.student) and not log.student(args.student):
+            text = render_access(log, int(args.student), args.format, lang=args.lang)  # an int key field
+    except ExportLogError as exc:
+        raise UsageError(str(exc)) from exc
+    _write_or_print(text, args.output)
+    return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from .exports import ExportLogError
+    from .exports.dashboard import render_dashboard
+
+    today = _parse_moment(args.today, "--today")
+    if isinstance(today, datetime.datetime):
+        today = today.date()
+    policy = _load(args.paths)
+    log = _open_log(args.log)
+    try:
+        text = render_dashboard(policy, log, today=today)
+    except ExportLogError as exc:
+        raise UsageError(str(exc)) from exc
+    output = None if args.output == "-" else args.output
+    _write_or_print(text, output)
+    if output:
+        print(f"dashboard written to {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
 
 def _package_version() -> str:
     from . import __version__
@@ -376,10 +511,40 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the URL the request came in on)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("exports", help="the export log: list exports, or `exports verify LOG` to check its chain")
+    p.add_argument("target", nargs="+", metavar="LOG", help="the export log (an SQLite file or a postgresql:// URL); "
+                   "`verify LOG` checks every record's hash chain (exit 1 when a record was edited, removed, "
+                   "inserted or reordered)")
+    p.add_argument("--partner", help="only exports to this partner")
+    p.add_argument("--actor", help="only exports by this actor (staff member or system)")
+    p.add_argument("--channel", help="only exports through this channel (e.g. manual)")
+    p.add_argument("--since", metavar="DATE", help="only exports started on or after DATE (UTC)")
+    p.add_argument("--until", metavar="DATE", help="only exports started before DATE (UTC)")
+    p.add_argument("--format", choices=["table", "json", "csv", "human"], default="table",
+                   help="table (default), json (with the students' keys) or csv")
+    p.set_defaults(func=cmd_exports)
+
+    p = sub.add_parser("access", help="GDPR art. 15: which organisations received data about one student")
+    p.add_argument("log", metavar="LOG", help="the export log")
+    p.add_argument("--student", required=True, metavar="KEY", help="the student's key (e.g. the leerlingnummer)")
+    p.add_argument("--format", choices=["md", "json", "html"], default="md")
+    p.add_argument("--lang", choices=["en", "nl"], default="en", help="the language of the report (default en)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_access)
+
+    p = sub.add_parser("dashboard", help="one HTML page: the register and the export log's real traffic")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="the policy set")
+    p.add_argument("--log", required=True, metavar="LOG", help="the export log")
+    p.add_argument("--today", metavar="DATE", help="the date the dashboard describes (default: today)")
+    p.add_argument("-o", "--output", metavar="FILE", default="dashboard.html",
+                   help="where to write the page (default dashboard.html; '-': stdout)")
+    p.set_defaults(func=cmd_dashboard)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

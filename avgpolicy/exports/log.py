@@ -419,7 +419,7 @@ class Export:
             raise RuntimeError("an Export is entered once: call policy.export(...) again for another")
         body = {"actor": self.actor, "channel": self.channel, "partner": self.partner, "purpose": self.purpose,
                 "fields": list(self.fields), "policy_version": self.policy.version, "at": _moment_text(self.at),
-                "key_field": self.key_field}
+                "key_field": self.key_field, **_describe(self.policy, self.partner, self.purpose, self.fields)}
         entry = self.log._append("started", body)  # ExportLogError: nothing is released
         self._entry = entry
         self._state = "open"
@@ -482,15 +482,18 @@ class Export:
             gen.close()  # type: ignore[attr-defined]
         grants: dict[str, set[tuple[Any, ...]]] = {}
         not_released: int | None = None
+        why_not: Counter[str] = Counter()
         for report in self._reports:
             for f, items in getattr(report, "grants", {}).items():
                 grants.setdefault(f, set()).update(items)
             if not isinstance(report, _SlowReport) and getattr(report, "left_out", None) is not None:
                 not_released = (not_released or 0) + int(report.left_out)
+                why_not.update(dict(getattr(report, "left_out_reasons", {})))
         keys = list(dict.fromkeys(self._keys))  # each student once, in the order first sent
         body = {
             "students": len(self._keys), "distinct_keys": len(keys), "left_out": sum(self._left_out.values()),
             "left_out_reasons": dict(sorted(self._left_out.items())), "not_released": not_released,
+            "not_released_reasons": dict(sorted(why_not.items())),
             "grants": {f: [Grant(*g).to_dict() for g in sorted(grants[f], key=_sort_key)]
                        for f in self.fields if f in grants},
             "error": None if exc_type is None else _qualname(exc_type),
@@ -502,6 +505,21 @@ class Export:
         finally:
             self._state = "closed"
         self.record = ExportRecord.from_entries(self._entry, end)
+
+
+def _describe(policy: Policy, partner: str, purpose: str, fields: Sequence[str]) -> dict[str, Any]:
+    """What the policy says about the request, kept in the record so that the log reads on its own
+    (an access report years later, after the policy changed): titles and each field's sensitivity."""
+    model = policy.model
+    p, u = model.partners.get(partner), model.purposes.get(purpose)
+    described: dict[str, Any] = {}
+    for ref in fields:
+        info = model.catalogue.fields.get(ref)
+        if info is not None:
+            dataset = model.catalogue.datasets.get(info.dataset)
+            described[ref] = {"sensitivity": info.sensitivity, "dataset_title": dataset.title if dataset else None}
+    return {"partner_title": p.title if p else None, "purpose_title": u.title if u else None,
+            "field_info": described}
 
 
 def _sort_key(g: tuple[Any, ...]) -> tuple[str, ...]:

@@ -181,8 +181,13 @@ class ExportRecord:
     left_out: int = 0
     left_out_reasons: Mapping[str, int] = attrs.field(factory=dict)
     not_released: int | None = None  # students with no permitted field (when the engine reports it)
+    not_released_reasons: Mapping[str, int] = attrs.field(factory=dict)  # their reason codes
     grants: Mapping[str, tuple[Grant, ...]] = attrs.field(factory=dict)
     error: str | None = None
+    partner_title: str | None = None
+    purpose_title: str | None = None
+    #: per requested field: its sensitivity and dataset title when the export was made
+    field_info: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -205,7 +210,10 @@ class ExportRecord:
             students=e.get("students", 0),
             keys=tuple(end.key_list()) if end is not None and with_keys else (),
             left_out=e.get("left_out", 0), left_out_reasons=dict(e.get("left_out_reasons", {})),
-            not_released=e.get("not_released"), grants=_grants(e.get("grants")), error=e.get("error"))
+            not_released=e.get("not_released"), not_released_reasons=dict(e.get("not_released_reasons", {})),
+            grants=_grants(e.get("grants")), error=e.get("error"),
+            partner_title=s.get("partner_title"), purpose_title=s.get("purpose_title"),
+            field_info=s.get("field_info") or {})
 
     def to_dict(self, *, keys: bool = True) -> dict[str, Any]:
         out = {
@@ -214,7 +222,10 @@ class ExportRecord:
             "fields": list(self.fields), "policy_version": self.policy_version, "at": self.at,
             "key_field": self.key_field, "students": self.students, "left_out": self.left_out,
             "left_out_reasons": dict(self.left_out_reasons), "not_released": self.not_released,
+            "not_released_reasons": dict(self.not_released_reasons),
             "grants": {f: [g.to_dict() for g in gs] for f, gs in self.grants.items()}, "error": self.error,
+            "partner_title": self.partner_title, "purpose_title": self.purpose_title,
+            "field_info": {f: dict(v) for f, v in self.field_info.items()},
         }
         if keys:
             out["keys"] = list(self.keys)
