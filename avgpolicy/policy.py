@@ -56,6 +56,7 @@ class Policy:
         if pseudonymizer is not None and type(pseudonymizer) is not Pseudonymizer:
             raise TypeError("pseudonymizer must be a Pseudonymizer (load()/loads() make one from pseudonym_key)")
         self.model = model
+        rt.protect_values(model)  # reasons never quote a condition on a special/criminal/national_id field
         self.version = version
         self.zone = zone
         self.warnings = warnings

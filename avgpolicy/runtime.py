@@ -35,6 +35,7 @@ Canonical reason order for one field (both engines):
 from __future__ import annotations
 
 import datetime
+import weakref
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,7 +63,11 @@ def local_day(at: Any, zone: ZoneInfo) -> datetime.date:
     if isinstance(at, _datetime):
         if at.tzinfo is None or at.utcoffset() is None:
             return _date(at.year, at.month, at.day)
-        local = at.astimezone(zone)
+        try:
+            local = at.astimezone(zone)
+        except OverflowError:  # 9999-12-31 late in UTC-5 is past date.max in Amsterdam: a bad call
+            raise ValueError(f"at {at.isoformat()} falls outside the dates Python can represent in time zone "
+                             f"{zone.key}") from None
         return _date(local.year, local.month, local.day)
     if isinstance(at, _date):
         return _date(at.year, at.month, at.day)
@@ -216,6 +221,66 @@ def condition_text(e: n.Expr | n.Literal | n.Ref) -> str:
 
 
 # ---------------------------------------------------------------------------
+# Protected values: a reason never quotes a condition on a special, criminal or national_id field
+#
+# A failed `zorgnotitie != "ADHD"` quoted in a not_in_subset reason would tell the reader the
+# student's health note. Reasons are built from (rule, failed part) by both engines, without the
+# catalogue; so each Policy registers, per rule, the subject attributes whose conditions must not
+# be quoted (``protect_values``), and ``reason_message`` looks the rule up. A rule nobody
+# registered (a model used without a Policy) has every attribute protected: fail closed.
+
+PROTECTED_SENSITIVITIES = ("special", "criminal", "national_id")
+_PROTECTED: dict[int, tuple[Any, frozenset[str]]] = {}  # id(rule) -> (weakref to it, protected names)
+
+
+def protected_attributes(subject: Mapping[str, FieldInfo]) -> frozenset[str]:
+    """The subject attributes a reason must never quote a condition on (``age`` when the birth
+    date is protected)."""
+    names = {name for name, f in subject.items() if f.sensitivity in PROTECTED_SENSITIVITIES}
+    if BIRTHDATE_FIELD in names and AGE not in subject:
+        names.add(AGE)
+    return frozenset(names)
+
+
+def protect_values(model: Any) -> None:
+    """Register the protected attributes of every rule of ``model`` (called by ``Policy``)."""
+    protected = protected_attributes(model.catalogue.subject_fields)
+    for rule in model.rules:
+        key = id(rule)
+        entry = _PROTECTED.get(key)
+        if entry is not None and entry[0]() is rule:
+            _PROTECTED[key] = (entry[0], entry[1] | protected)  # one rule in two policies: both count
+            continue
+
+        def forget(ref: Any, key: int = key) -> None:
+            if (current := _PROTECTED.get(key)) is not None and current[0] is ref:
+                _PROTECTED.pop(key, None)
+
+        _PROTECTED[key] = (weakref.ref(rule, forget), protected)
+
+
+def _refs_of(e: Any) -> list[str]:
+    if isinstance(e, (n.And, n.Or)):
+        return [name for item in e.items for name in _refs_of(item)]
+    if isinstance(e, n.Not):
+        return _refs_of(e.operand)
+    try:
+        return [r.name for r in atom_refs(e)]
+    except TypeError:
+        return []
+
+
+def protected_in(rule: RuleInfo | None, part: Any) -> tuple[str, ...]:
+    """The protected attributes a condition part tests, in order (every attribute it tests when
+    the rule was not registered by a Policy)."""
+    entry = _PROTECTED.get(id(rule)) if rule is not None else None
+    names = _refs_of(part)
+    if entry is None or entry[0]() is not rule:
+        return tuple(dict.fromkeys(names)) or ("?",)
+    return tuple(dict.fromkeys(name for name in names if name in entry[1]))
+
+
+# ---------------------------------------------------------------------------
 # Consent (spec section 4)
 
 CONSENT_OK = 0          # valid
@@ -352,6 +417,11 @@ def reason_message(spec: Spec, field: str, partner: str, purpose: str) -> str:
         assert rule is not None
         return f"rule {rule.name} is not in force on this day (valid {_window_text(rule)})"
     if code == "not_in_subset":
+        protected = protected_in(rule, detail)
+        if protected:  # never quote a condition on a special, criminal or national_id attribute
+            return (f"the student is outside the subset of rule {rule.name if rule else '?'}: a condition on "
+                    f"{', '.join(protected)} does not hold (a protected attribute: the condition and the "
+                    "value are not shown)")
         return f"the student is outside the subset of rule {rule.name if rule else '?'}: " \
                f"`{condition_text(detail)}` does not hold"
     if code == "no_consent":

@@ -207,3 +207,142 @@ def test_the_store_reports_without_the_key(tmp_path: Path, caplog: pytest.LogCap
     assert reported
     for text in texts:
         assert_clean("the store", text, key_forms())
+
+
+# -- reasons never reveal a protected value, through any operator (issue 15 item 2) -------------
+# The student's protected values are planted EQUAL to the literals the conditions test, so a
+# reason that quotes a failed condition would show the value itself.
+
+LIT_ZORG, LIT_BSN, LIT_STRAF, LIT_DIAG = "LIT-ZORG-adhd", "LIT-BSN-123456782", "LIT-STRAF-diefstal", "LIT-DIAG-autisme"
+LIT_NUMMER, LIT_DATUM = 918273645, datetime.date(2019, 3, 14)
+LITERALS = [LIT_ZORG, LIT_BSN, LIT_STRAF, LIT_DIAG, str(LIT_NUMMER), LIT_DATUM.isoformat()]
+PROTECTED = """
+dataset leerling subject {
+    id text personal
+    leerjaar int personal
+    bsn text national_id
+    bsnnummer int national_id
+    zorgnotitie text special
+    diagnosedatum date special
+    diagnoses set special
+    strafblad text criminal
+}
+partner zorgapp
+purpose zorg
+""" + "".join(f"""
+permit p{i} {{
+    partner zorgapp
+    purpose zorg
+    basis legal_obligation
+    art9 health_care
+    fields leerling.id
+    students where {condition}
+}}
+""" for i, condition in enumerate([
+    f'zorgnotitie != "{LIT_ZORG}"', f'not zorgnotitie == "{LIT_ZORG}"', f'zorgnotitie not in ["{LIT_ZORG}"]',
+    'zorgnotitie in ["geen", "x"]', f'bsn != "{LIT_BSN}"',
+    f'bsn not in ["x", "{LIT_BSN}"]', f'bsnnummer != {LIT_NUMMER}', f'bsnnummer < {LIT_NUMMER}',
+    f'bsnnummer not in {LIT_NUMMER}..{LIT_NUMMER}', f'diagnosedatum != {LIT_DATUM.isoformat()}',
+    f'diagnosedatum > {LIT_DATUM.isoformat()}', f'not "{LIT_DIAG}" in diagnoses', f'"{LIT_DIAG}" not in diagnoses',
+    f'strafblad != "{LIT_STRAF}"', f'leerjaar >= 1 and (strafblad != "{LIT_STRAF}" or leerjaar > 100)',
+    f'leerjaar >= 1 and bsn != "{LIT_BSN}"',
+]))
+PLANTED = {"id": "s1", "leerjaar": 5, "bsn": LIT_BSN, "bsnnummer": LIT_NUMMER, "zorgnotitie": LIT_ZORG,
+           "diagnosedatum": LIT_DATUM, "diagnoses": {LIT_DIAG, "iets"}, "strafblad": LIT_STRAF}
+
+
+def test_reasons_never_quote_a_condition_on_a_protected_field() -> None:
+    policy = avgpolicy.loads(PROTECTED)
+    not_in_subset = 0
+    for engine in ("compiled", "interpreted"):
+        d = policy.decide("zorgapp", "zorg", ["leerling.id"], PLANTED, at=datetime.date(2025, 10, 1), engine=engine)
+        assert False is d.allowed
+        codes = [r.code for r in d.reasons]
+        assert ["not_in_subset"] * 16 == codes  # every permit's condition failed, none was unknown
+        not_in_subset += len(codes)
+        texts = [d.explain(), json.dumps(d.to_dict(), default=str), repr(d), str(d),
+                 *(f"{r} {r!r} {r.message} {r.to_dict()}" for r in d.reasons)]
+        for text in texts:
+            assert_clean(f"a decision ({engine})", text, LITERALS)
+        assert "a condition on zorgnotitie does not hold" in d.explain()
+    assert 32 == not_in_subset
+    rows = list(policy.filter("zorgapp", "zorg", ["leerling.id"], [PLANTED], at=datetime.date(2025, 10, 1)))
+    assert [] == rows
+
+
+def test_a_condition_on_an_ordinary_field_is_still_quoted() -> None:
+    policy = avgpolicy.loads(PROTECTED.replace("students where bsn != ", "students where leerjaar > 7 and bsn != "))
+    d = policy.decide("zorgapp", "zorg", ["leerling.id"], PLANTED, at=datetime.date(2025, 10, 1))
+    messages = [r.message for r in d.reasons if r.rule == "p4"]
+    assert ["the student is outside the subset of rule p4: `leerjaar > 7` does not hold"] == messages
+
+
+# -- the pseudonym key is not kept, and no frame an exception carries holds it (issue 15 item 12) --
+
+def _holds(value: Any, key: bytes, depth: int = 0, seen: set[int] | None = None) -> bool:
+    """Whether ``value`` is, contains or refers (attributes, slots, items; 4 levels) to the key."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or depth > 4:
+        return False
+    seen.add(id(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return key in bytes(value)
+    if isinstance(value, str):
+        return any(form in value for form in key_forms())
+    if isinstance(value, dict):
+        items: list[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+    elif type(value).__module__.startswith(("avgpolicy", "hmac", "functools")):
+        items = list(getattr(value, "__dict__", {}).values())
+        items += [getattr(value, s) for c in type(value).__mro__ for s in getattr(c, "__slots__", ())
+                  if isinstance(s, str) and hasattr(value, s)]
+    else:
+        return False
+    return any(_holds(item, key, depth + 1, seen) for item in items)
+
+
+def _frames_holding_the_key(exc: BaseException) -> list[str]:
+    out = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        for name, value in frame.f_locals.items():
+            if _holds(value, KEY):
+                out.append(f"{frame.f_code.co_name}: {name}")
+        tb = tb.tb_next
+    return out
+
+
+def test_no_frame_of_a_failed_load_holds_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "beleid.avg").write_text(POLICY, encoding="utf-8")
+    with pytest.raises(PolicyError) as broken:
+        avgpolicy.loads(POLICY + "permit kapot {", pseudonym_key=KEY)
+    assert [] == _frames_holding_the_key(broken.value)
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the checker failed")
+
+    monkeypatch.setattr("avgpolicy.loader.check", boom)  # an unexpected error deep inside loading
+    for load in (lambda: avgpolicy.load(tmp_path, pseudonym_key=KEY),
+                 lambda: avgpolicy.loads(POLICY, pseudonym_key=KEY),
+                 lambda: PolicyStore(tmp_path, pseudonym_key=KEY)):
+        with pytest.raises(RuntimeError) as info:
+            load()
+        assert [] == _frames_holding_the_key(info.value)
+
+
+def test_a_policy_and_a_store_keep_only_what_derives_pseudonyms(tmp_path: Path) -> None:
+    (tmp_path / "beleid.avg").write_text(POLICY, encoding="utf-8")
+    policy = avgpolicy.loads(POLICY, pseudonym_key=KEY)
+    store = PolicyStore(tmp_path, pseudonym_key=KEY)
+    assert True is policy.has_pseudonym_key
+    assert False is _holds(vars(policy), KEY)
+    assert False is _holds(vars(store), KEY)
+    # and the keyed function gives the pseudonyms it always gave: HMAC-SHA256(key, message)
+    import hashlib
+    import hmac
+    row = next(iter(policy.filter("dus-i", "bekostiging", ["leerling.id"], [students()[0]],
+                                  at=datetime.date(2025, 10, 1))))
+    message = b"avgpolicy-pseudonym-v1\x00dus-i\x00leerling.id\x00s:s1"
+    assert hmac.new(KEY, message, hashlib.sha256).hexdigest() == row["leerling.id"]
