@@ -80,7 +80,7 @@ def test_flows_carry_purpose_basis_students_transform_retention(reg: dict) -> No
     transforms = {f["ref"]: f["transform"] for f in snappet["fields"]}
     assert "pseudonym" == transforms["leerling.id"]
     assert None is transforms["leerling.eckid"]
-    assert snappet["location"].endswith("rules/leermiddelen.avg:6")
+    assert snappet["location"].endswith("rules/leermiddelen.avg:7")
 
     research = _partner(reg, "uu_onderzoek")["flows"][0]
     assert "deelname_onderzoek" == research["consent_topic"]
@@ -121,9 +121,9 @@ def test_matrix_partner_by_dataset(reg: dict) -> None:
 def test_unconditional_forbid_blocks_a_field_in_the_register() -> None:
     policy = avgpolicy.loads("""
         dataset leerling subject { id text personal  bsn text national_id  roepnaam text personal }
-        partner uitgever
+        partner uitgever { role controller  kind school }
         purpose leren
-        permit alles { partner uitgever  purpose leren  basis public_task  fields leerling.{id, roepnaam} }
+        permit alles { partner uitgever  purpose leren  basis public_task("WVO 2020")  fields leerling.{id, roepnaam} }
         forbid geen_namen { partner uitgever  fields leerling.roepnaam }
     """)
     reg = build_register(policy, today=TODAY)
@@ -141,9 +141,10 @@ def _condition(text: str) -> str:
             geboortedatum date personal  school text personal  leerjaar int personal
             lesgroepen set personal  actief bool personal  start date personal
         }}
-        partner p
+        partner p {{ role controller }}
         purpose u
-        permit r {{ partner p  purpose u  basis public_task  fields leerling.school  students where {text} }}
+        permit r {{ partner p  purpose u  basis public_task("WVO 2020")  fields leerling.school
+                    students where {text} }}
     """)
     return condition_text(policy.model.rules[0].condition)
 
@@ -218,7 +219,8 @@ def test_csv_parses_with_one_row_per_partner_rule_field(policy: avgpolicy.Policy
     assert expected == len(rows)
     assert list(register.CSV_COLUMNS) == list(rows[0])
     bsn = {(r["partner"], r["rule"]) for r in rows if r["field"] == "bsn"}
-    assert {("duo", "duo_bekostiging"), ("duo", "duo_verzuimmelding"), ("swv", "swv_ondersteuning")} == bsn
+    assert {("duo", "duo_bekostiging"), ("duo", "duo_verzuimmelding"), ("swv", "swv_ondersteuning"),
+            ("nieuwe_school", "oso_onderwijskundig_rapport")} == bsn
     assert all(r["marker"] == "BSN" for r in rows if r["field"] == "bsn")
     reden = next(r for r in rows if r["partner"] == "ggd" and r["field"] == "reden")
     assert ("art. 9", "health_care", "special") == (reden["marker"], reden["art9"], reden["sensitivity"])
@@ -230,9 +232,9 @@ def test_csv_quotes_hostile_text() -> None:
     policy = avgpolicy.loads("""
         dataset leerling subject { naam text personal }
         partner p "Komma, \\"quote\\" en
-nieuwe regel"
+nieuwe regel" { role controller }
         purpose u
-        permit r { partner p  purpose u  basis public_task  fields leerling.naam  note "a,b;\\"c\\"" }
+        permit r { partner p  purpose u  basis public_task("WVO 2020")  fields leerling.naam  note "a,b;\\"c\\"" }
     """)
     rows = list(csv.reader(io.StringIO(render(policy, "csv", today=TODAY))))
     assert 'Komma, "quote" en\nnieuwe regel' == rows[1][1]
@@ -286,9 +288,9 @@ def test_html_shows_partners_fields_and_badges(policy: avgpolicy.Policy) -> None
 def test_html_escapes_policy_text() -> None:
     policy = avgpolicy.loads("""
         dataset leerling subject { naam text personal }
-        partner p "<script>alert(1)</script> & Co"
+        partner p "<script>alert(1)</script> & Co" { role controller }
         purpose u "<b>doel</b>"
-        permit r { partner p  purpose u  basis public_task  fields leerling.naam  note "<img src=x>" }
+        permit r { partner p  purpose u  basis public_task("WVO 2020")  fields leerling.naam  note "<img src=x>" }
     """)
     page = render(policy, "html", today=TODAY)
     assert "<script>" not in page and "<img" not in page and "<b>doel" not in page
@@ -309,12 +311,13 @@ partner a {
     agreement "B" valid from 2026-06-01 until 2026-07-01
     agreement "C" valid from 2026-03-01
 }
-partner b
+partner b { role controller  kind government }
 purpose u
 purpose v
-permit r1 { partner * purpose * except v basis public_task fields s.x
+permit r1 { partner * purpose * except v basis public_task("WVO 2020") fields s.x dpia "D"
             students where age > 3 or not (age < 2 and "q" not in d) valid until 2027-01-01 }
-permit r2 { partner b purpose v basis legal_obligation fields s.n valid from 2026-01-01 until 2026-02-01 }
+permit r2 { partner b purpose v basis legal_obligation("WPO, art. 178a") fields s.n
+            valid from 2026-01-01 until 2026-02-01 }
 """
 
 
@@ -498,7 +501,7 @@ HOSTILE = '''
     purpose u "Doel <img src=x onerror=alert(1)>\r\n* lijst"
     consent c "=cmd|' /C calc'!A0\n## kop"
     permit r {
-        partner p  purpose u  basis public_task  fields leerling.naam
+        partner p  purpose u  basis public_task("WVO 2020")  fields leerling.naam
         students where school == "<b>12AB</b>\n# kop"
         note "eerste regel\n# Kop uit een notitie\n<script>alert(2)</script> | [link](javascript:x) **vet**"
     }
