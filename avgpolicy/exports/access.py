@@ -113,9 +113,16 @@ def _field_words(record: ExportRecord, ref: str, lang: str) -> str:
     marker = _SENSITIVE[lang].get(str(info.get("sensitivity")))
     if marker:
         extra.append(marker)
-    dataset = info.get("dataset_title")
-    where = f" ({dataset})" if dataset and not extra else ""
-    return name + where + (f" ({'; '.join(extra)})" if extra else "")
+    return name + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def _data_words(record: ExportRecord, fields: tuple[str, ...], lang: str) -> list[str]:
+    """Per dataset (by its title): "Leerlinggegevens: roepnaam, leerjaar, id (as a pseudonym...)"."""
+    groups: dict[str, list[str]] = {}
+    for ref in fields:
+        title = record.field_info.get(ref, {}).get("dataset_title") or ref.split(".", 1)[0]
+        groups.setdefault(str(title), []).append(_field_words(record, ref, lang))
+    return [f"{title}: {', '.join(names)}" for title, names in groups.items()]
 
 
 def _entry(record: ExportRecord, lang: str) -> dict[str, Any]:
@@ -124,12 +131,12 @@ def _entry(record: ExportRecord, lang: str) -> dict[str, Any]:
     grants = [g for f in fields for g in record.grants.get(f, ())]
     bases = sorted({_BASIS[lang].get(g.basis or "", g.basis or "?") for g in grants})
     laws = sorted({g.law for g in grants if g.law})
-    agreements = sorted({g.agreement for g in grants if g.agreement})
+    agreements = sorted({g.agreement for g in grants if g.agreement}) or list(record.agreements_in_force)
     manual, automatic = _CHANNEL[lang]
     return {
         "export": record.id, "organisation": record.partner_title or record.partner, "partner": record.partner,
         "when": _when(record.started), "date": record.started.date().isoformat(),
-        "data": [_field_words(record, f, lang) for f in fields], "fields": list(fields),
+        "data": _data_words(record, fields, lang), "fields": list(fields),
         "purpose": record.purpose_title or record.purpose, "purpose_name": record.purpose,
         "basis": bases, "law": laws or [t["no_law"]], "agreement": agreements or [t["no_agreement"]],
         "how": manual if record.channel == "manual" else automatic.format(channel=record.channel),
@@ -201,7 +208,7 @@ def _markdown(d: dict[str, Any]) -> str:
         lines += ["", _md(t["at_most"]), ""]
         for e in d["exports"]:
             lines += [f"## {_md(e['organisation'])}, {_md(e['when'])}", ""]
-            rows = [(t["data"], ", ".join(e["data"])), (t["purpose"], e["purpose"]),
+            rows = [(t["data"], "; ".join(e["data"])), (t["purpose"], e["purpose"]),
                     (t["basis"], "; ".join(e["basis"])), (t["law"], "; ".join(e["law"])),
                     (t["agreement"], "; ".join(e["agreement"])), (t["how"], e["how"])]
             if e["note"]:
@@ -253,7 +260,7 @@ def _html(d: dict[str, Any]) -> str:
                   for s in d["summary"]]
         parts.append(f"</ul><p>{_e(t['at_most'])}</p>")
         for e in d["exports"]:
-            rows = [(t["when"], e["when"]), (t["data"], ", ".join(e["data"])), (t["purpose"], e["purpose"]),
+            rows = [(t["when"], e["when"]), (t["data"], "; ".join(e["data"])), (t["purpose"], e["purpose"]),
                     (t["basis"], "; ".join(e["basis"])), (t["law"], "; ".join(e["law"])),
                     (t["agreement"], "; ".join(e["agreement"])), (t["how"], e["how"])]
             if e["note"]:

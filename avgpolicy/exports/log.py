@@ -419,7 +419,7 @@ class Export:
             raise RuntimeError("an Export is entered once: call policy.export(...) again for another")
         body = {"actor": self.actor, "channel": self.channel, "partner": self.partner, "purpose": self.purpose,
                 "fields": list(self.fields), "policy_version": self.policy.version, "at": _moment_text(self.at),
-                "key_field": self.key_field, **_describe(self.policy, self.partner, self.purpose, self.fields)}
+                "key_field": self.key_field, **_describe(self.policy, self.partner, self.purpose, self.fields, self.at)}
         entry = self.log._append("started", body)  # ExportLogError: nothing is released
         self._entry = entry
         self._state = "open"
@@ -507,7 +507,7 @@ class Export:
         self.record = ExportRecord.from_entries(self._entry, end)
 
 
-def _describe(policy: Policy, partner: str, purpose: str, fields: Sequence[str]) -> dict[str, Any]:
+def _describe(policy: Policy, partner: str, purpose: str, fields: Sequence[str], at: Any) -> dict[str, Any]:
     """What the policy says about the request, kept in the record so that the log reads on its own
     (an access report years later, after the policy changed): titles and each field's sensitivity."""
     model = policy.model
@@ -518,8 +518,11 @@ def _describe(policy: Policy, partner: str, purpose: str, fields: Sequence[str])
         if info is not None:
             dataset = model.catalogue.datasets.get(info.dataset)
             described[ref] = {"sensitivity": info.sensitivity, "dataset_title": dataset.title if dataset else None}
+    day = at.astimezone(policy.zone).date() if isinstance(at, datetime.datetime) and at.tzinfo else \
+        at.date() if isinstance(at, datetime.datetime) else at
+    in_force = [a.reference for a in (p.agreements if p else ()) if a.window.contains_date(day)]
     return {"partner_title": p.title if p else None, "purpose_title": u.title if u else None,
-            "field_info": described}
+            "field_info": described, "agreements_in_force": in_force}
 
 
 def _sort_key(g: tuple[Any, ...]) -> tuple[str, ...]:

@@ -188,6 +188,8 @@ class ExportRecord:
     purpose_title: str | None = None
     #: per requested field: its sensitivity and dataset title when the export was made
     field_info: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    #: the partner's processing agreements valid at the decision moment (whether or not they cover)
+    agreements_in_force: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -213,7 +215,7 @@ class ExportRecord:
             not_released=e.get("not_released"), not_released_reasons=dict(e.get("not_released_reasons", {})),
             grants=_grants(e.get("grants")), error=e.get("error"),
             partner_title=s.get("partner_title"), purpose_title=s.get("purpose_title"),
-            field_info=s.get("field_info") or {})
+            field_info=s.get("field_info") or {}, agreements_in_force=tuple(s.get("agreements_in_force") or ()))
 
     def to_dict(self, *, keys: bool = True) -> dict[str, Any]:
         out = {
@@ -226,6 +228,7 @@ class ExportRecord:
             "grants": {f: [g.to_dict() for g in gs] for f, gs in self.grants.items()}, "error": self.error,
             "partner_title": self.partner_title, "purpose_title": self.purpose_title,
             "field_info": {f: dict(v) for f, v in self.field_info.items()},
+            "agreements_in_force": list(self.agreements_in_force),
         }
         if keys:
             out["keys"] = list(self.keys)
