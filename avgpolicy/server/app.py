@@ -56,6 +56,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024  # bytes; a batch of 1,000 evaluations with full records is ~0.5 MB
 DEFAULT_OFFLOAD_BYTES = 16 * 1024   # bodies larger than this are evaluated in a worker thread
+NO_FIELDS = "no_fields"  # the reason code of a request that names no field
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 
 ROUTES = {
@@ -169,6 +170,14 @@ class Sidecar:
                 "context": {"decision_id": self.decision_id(), "policy_version": decision.policy_version,
                             "fields": self.fields_context(decision)}}
 
+    def no_fields(self, policy: Policy, pointer: str) -> dict[str, Any]:
+        """A request that names no field (AuthZEN's context is optional): denied, saying what to send."""
+        reason = {"code": NO_FIELDS, "message": f"{pointer} names no field, so nothing may be sent: ask for the "
+                  "fields the partner would receive, e.g. {\"fields\": [\"leerling.roepnaam\"]}",
+                  "field": None, "rule": None, "location": None}
+        return {"decision": False, "context": {"decision_id": self.decision_id(), "policy_version": policy.version,
+                                               "fields": {}, "reasons": [reason]}}
+
     def failed(self, policy: Policy, problem: Problem) -> dict[str, Any]:
         """An evaluation item that could not be read: denied, with what was wrong (AuthZEN 7.2.1)."""
         error: dict[str, Any] = {"status": 400, "message": problem.detail}
@@ -191,6 +200,8 @@ def _evaluate_item(sidecar: Sidecar, policy: Policy, item: Any, defaults: dict[s
         if not isinstance(item, dict):
             raise bad(f"{pointer} must be an object (one evaluation), not {type(item).__name__}", pointer)
         ev = read_evaluation(item, defaults, policy, pointer, contexts)
+        if ev.fields is None:
+            return sidecar.no_fields(policy, f"{pointer}/context/fields")
         decision = _decide(policy, ev.partner, ev.purpose, ev.fields, ev.record, ev.at)
     except Problem as problem:
         return sidecar.failed(policy, problem)
@@ -202,6 +213,9 @@ def evaluate_one(sidecar: Sidecar, body: Any) -> dict[str, Any]:
     policy = sidecar.store.policy
     request = need_object(body, "", "an AuthZEN access evaluation request")
     ev = read_evaluation(request, {}, policy, "", ContextMemo())
+    if ev.fields is None:
+        sidecar.metrics.decided("evaluation", 0, 1)
+        return sidecar.no_fields(policy, "/context/fields")
     decision = _decide(policy, ev.partner, ev.purpose, ev.fields, ev.record, ev.at)
     sidecar.metrics.decided("evaluation", decision.allowed, not decision.allowed)
     return sidecar.answer(decision)
@@ -277,12 +291,20 @@ def filter_rows(sidecar: Sidecar, body: Any) -> dict[str, Any]:
     actor = optional_str(request, "actor", "", "who exports (a staff member or a job)")
     channel = optional_str(request, "channel", "", "how the data leaves, e.g. \"nightly-feed\"")
     out: dict[str, Any] = {"policy_version": policy.version}
+    import avgpolicy
+
+    log_error: type[BaseException] = getattr(avgpolicy, "ExportLogError", _Never)
     try:
         if sidecar.export_log is not None:
-            rows, record = _export(policy, sidecar.export_log, partner, purpose, fields, records, at, actor, channel)
-            out["export_id"] = getattr(record, "id", None)
+            rows, export_id = _export(policy, sidecar.export_log, partner, purpose, fields, records, at, actor,
+                                      channel)
+            out["export_id"] = export_id
         else:
             rows = list(policy.filter(partner, purpose, fields, records, at=at))
+    except log_error as exc:  # the record could not be written: nothing was released
+        log.error("export log not writable, nothing released: %s", exc)
+        raise Problem(503, f"the export log cannot be written, so nothing was released: {exc}",
+                      kind="export-log-unavailable") from None
     except (TypeError, ValueError, OverflowError) as exc:
         raise bad(str(exc)) from None
     out["rows"] = rows
@@ -293,18 +315,15 @@ def filter_rows(sidecar: Sidecar, body: Any) -> dict[str, Any]:
 
 
 def _export(policy: Policy, export_log: Any, partner: str, purpose: str, fields: list[str], records: list[Any],
-            at: Any, actor: str | None, channel: str | None) -> tuple[list[dict[str, Any]], Any]:
+            at: Any, actor: str | None, channel: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """The batch through ``Policy.export``: the record is written before any row is released."""
     if actor is None:
         raise bad("/actor is missing: this sidecar records every export, so say who exports "
                   "(a staff member or a job name)", "/actor")
-    export = getattr(policy, "export", None)
-    if export is None:
-        raise Problem(501, "this avgpolicy has no export log yet (Policy.export)", kind="not-implemented")
-    with export(partner, purpose, fields, at=at, actor=actor, channel=channel or "sidecar",
-                log=export_log) as ex:
-        rows = list(ex.rows(records))
-    return rows, ex.record
+    with policy.export(partner, purpose, fields, at=at, actor=actor, channel=channel or "sidecar",
+                       log=export_log) as export:
+        rows = list(export.rows(records))
+    return rows, export.id
 
 
 class _Never(Exception):

@@ -185,11 +185,12 @@ def student_record(record: Any, policy: Policy, pointer: str) -> dict[str, Any]:
 
 
 class Evaluation:
-    """One AuthZEN evaluation, read: what ``policy.decide`` needs."""
+    """One AuthZEN evaluation, read: what ``policy.decide`` needs (``fields`` None: none were named)."""
 
     __slots__ = ("at", "fields", "partner", "purpose", "record")
 
-    def __init__(self, partner: str, purpose: str, fields: list[str], record: dict[str, Any], at: Moment) -> None:
+    def __init__(self, partner: str, purpose: str, fields: list[str] | None, record: dict[str, Any],
+                 at: Moment) -> None:
         self.partner, self.purpose, self.fields, self.record, self.at = partner, purpose, fields, record, at
 
 
@@ -197,17 +198,15 @@ class ContextMemo:
     """Reads each distinct ``context`` object of one request once (a batch usually shares one)."""
 
     def __init__(self) -> None:
-        self._seen: dict[int, tuple[Any, list[str], Moment]] = {}
+        self._seen: dict[int, tuple[Any, list[str] | None, Moment]] = {}
 
-    def read(self, context: Any, pointer: str) -> tuple[list[str], Moment]:
+    def read(self, context: Any, pointer: str) -> tuple[list[str] | None, Moment]:
         hit = self._seen.get(id(context))
         if hit is not None and hit[0] is context:
             return hit[1], hit[2]
-        if context is None:
-            raise bad(f"{pointer} is missing: the context names the fields asked for, "
-                      "e.g. {\"fields\": [\"leerling.roepnaam\"]}", pointer)
-        ctx = need_object(context, pointer, "the context: {\"fields\": [...], \"at\": WHEN}")
-        fields = parse_fields(ctx.get("fields"), f"{pointer}/fields")
+        ctx = need_object({} if context is None else context, pointer, "the context: {\"fields\": [...], \"at\": WHEN}")
+        # no fields named (AuthZEN makes the context optional): a well-formed request, denied (NO_FIELDS)
+        fields = None if ctx.get("fields") is None else parse_fields(ctx["fields"], f"{pointer}/fields")
         at_key = "at" if ctx.get("at") is not None else "time"
         at = parse_moment(ctx.get(at_key), f"{pointer}/{at_key}")
         self._seen[id(context)] = (context, fields, at)
@@ -257,7 +256,7 @@ def read_evaluation(item: Mapping[str, Any], defaults: Mapping[str, Any], policy
                            and student_id.isdigit() and len(student_id) < 19 else student_id)
         elif str(record[key]) != student_id:
             raise bad(f"{where}/id {student_id!r} and {where}/properties/{key} {record[key]!r} name different "
-                      "students; send one key", f"{where}/id")
+                      "students; send one key", f"{where}/properties/{key}")
 
     context, where = pick("context")
     fields, at = contexts.read(context, where)
