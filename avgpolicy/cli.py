@@ -246,13 +246,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 # register
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from .register import render
+    from .register import build_register, incomplete_rows, render_data
 
     today = _parse_moment(args.today, "--today")
     if isinstance(today, datetime.datetime):
         today = today.date()
     policy = _load(args.paths)
-    text = render(policy, args.format, today=today)
+    reg = build_register(policy, today=today)
+    text = render_data(reg, args.format)
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as fh:
@@ -261,6 +262,12 @@ def cmd_register(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    gaps = incomplete_rows(reg)
+    if args.strict and gaps:  # the register is written all the same; the exit code fails the build
+        print(f"register: {len(gaps)} rows lack what GDPR art. 30(1) asks for:", file=sys.stderr)
+        for gap in gaps:
+            print(f"  {gap}", file=sys.stderr)
+        return EXIT_POLICY
     return EXIT_OK
 
 
@@ -482,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["md", "csv", "json", "html"], default="md")
     p.add_argument("--today", metavar="DATE", help="the date the register describes (default: today)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a row lacks what GDPR art. 30(1) asks for (retention, DPO, transfer mechanism)")
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("demo", help="the bundled example school board, end to end")

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import nodes as n
-from .model import SENSITIVITIES, NameSet, PolicyModel, RuleInfo, WindowInfo
+from .law import EEA
+from .model import SENSITIVITIES, AgreementInfo, NameSet, PartnerInfo, PolicyModel, RuleInfo, WindowInfo
 
 if TYPE_CHECKING:
     from .policy import Policy
 
-__all__ = ["FORMATS", "build_register", "condition_text", "render"]
+__all__ = ["ART30", "FORMATS", "build_register", "condition_text", "incomplete_rows", "render", "render_data"]
 
 FORMATS = ("md", "csv", "json", "html")
 
@@ -54,6 +55,26 @@ _BASIS_TEXT = {
     "vital_interest": "vital interest (art. 6(1)(d))",
     "public_task": "public task (art. 6(1)(e))",
     "legitimate_interest": "legitimate interest (art. 6(1)(f))",
+}
+
+_ROLE_TEXT = {
+    "processor": "processor (verwerker, art. 28)",
+    "controller": "independent controller (zelfstandig verwerkingsverantwoordelijke)",
+    "joint_controller": "joint controller (gezamenlijk verwerkingsverantwoordelijke, art. 26)",
+}
+
+_TRANSFER_TEXT = {
+    "adequacy": "adequacy decision (art. 45)",
+    "scc": "standard contractual clauses (art. 46(2)(c))",
+    "bcr": "binding corporate rules (art. 47)",
+    "derogation": "derogation for a specific situation (art. 49)",
+}
+
+#: what GDPR art. 30(1) asks a register row for, by the key used in ``missing`` lists
+ART30 = {
+    "dpo": "the data protection officer's contact details (art. 30(1)(a))",
+    "transfer": "the transfer mechanism for a recipient outside the EEA (art. 30(1)(e), art. 46)",
+    "retention": "the time limit for erasure: no `retain` on the rule or its processing agreement (art. 30(1)(f))",
 }
 
 _ORDER_TEXT = {"==": "is", "!=": "is not", "<": "is below", "<=": "is at most", ">": "is above",
@@ -271,7 +292,7 @@ def _rule_location(rule: RuleInfo) -> str | None:
 def _field_entry(model: PolicyModel, ref: str, transform: str | None) -> dict[str, Any]:
     info = model.catalogue.fields[ref]
     return {
-        "ref": ref, "dataset": info.dataset, "field": info.name, "type": info.type,
+        "ref": ref, "dataset": info.dataset, "field": info.name, "type": info.type, "role": info.role,
         "sensitivity": info.sensitivity, "marker": MARKERS.get(info.sensitivity),
         "special": info.sensitivity == "special", "national_id": info.sensitivity == "national_id",
         "transform": transform,
@@ -291,29 +312,50 @@ def _blocks(forbid: RuleInfo, partner: str, purposes: NameSet, ref: str) -> bool
     return all(forbid.purposes.matches(p) for p in purposes.names)
 
 
+def _partner_gaps(model: PolicyModel, info: PartnerInfo) -> list[str]:
+    """What art. 30(1) asks for that this partner's rows lack, apart from retention (per flow)."""
+    gaps = [] if model.controller.dpo else ["dpo"]
+    if info.location not in EEA and info.transfer is None:
+        gaps.append("transfer")
+    return gaps
+
+
 def _flow(model: PolicyModel, rule: RuleInfo, partner: str, today: datetime.date) -> dict[str, Any]:
     """One permit rule as it reaches ``partner``."""
+    info = model.partners[partner]
     forbids = [r for r in model.rules if r.effect == "forbid"]
     fields = []
     for grant in rule.grants:
         entry = _field_entry(model, grant.ref, grant.transform)
         entry["blocked_by"] = [f.name for f in forbids if _blocks(f, partner, rule.purposes, grant.ref)]
         fields.append(entry)
-    agreements = [a.window for a in model.partners[partner].agreements]
+    agreements = [a.window for a in info.agreements]
     effective = effective_windows(rule.window, agreements)
     status, days = _windows_status(effective, today)
+    # the agreements this rule falls under: those of the partner that cover one of its purposes
+    under = [a for a in info.agreements
+             if a.purposes is None or rule.purposes.everything or a.purposes & rule.purposes.names]
+    retain = rule.retain_under(under)
+    missing = _partner_gaps(model, info)
+    if retain is None and _role(info) == "processor":
+        missing.append("retention")
     return {
         "rule": rule.name,
         "purposes": sorted(rule.purposes.names) if not rule.purposes.everything else [],
         "purposes_text": _names_text(rule.purposes, "purposes"),
         "purpose_titles": {p: model.purposes[p].title for p in sorted(rule.purposes.names)
                            if not rule.purposes.everything and p in model.purposes},
+        "purpose_kinds": {p: model.purposes[p].kind for p in sorted(rule.purposes.names)
+                          if not rule.purposes.everything and p in model.purposes},
         "basis": rule.basis,
         "basis_text": _basis_text(rule),
+        "law": rule.law,
         "consent_topic": rule.consent_topic,
         "art9": rule.art9,
+        "art9_topic": rule.art9_topic,
+        "dpia": rule.dpia_under(under),
         "students": condition_text(rule.condition),
-        "consent_rule": consent_rule(model, rule.consent_topic),
+        "consent_rule": consent_rule(model, rule.consent_topic or rule.art9_topic),
         # `from`, `until` and `text` are the rule's own window; `effective` is when it can take effect
         # for this partner (within its agreements); `status` and `days_until_end` are of `effective`
         "window": {"from": _iso(rule.window.start), "until": _iso(rule.window.end),
@@ -323,6 +365,11 @@ def _flow(model: PolicyModel, rule: RuleInfo, partner: str, today: datetime.date
                    "bounded_by_agreements": bool(agreements) and effective != [rule.window],
                    "status": status, "days_until_end": days},
         "retain": str(rule.retain) if rule.retain else None,
+        # the retention in force: the rule's own, else (a processor's) inherited from its agreement
+        "retain_in_force": str(retain) if retain else None,
+        "retain_source": None if retain is None else "rule" if rule.retain is not None else "agreement",
+        # what GDPR art. 30(1) asks for that this row lacks (keys of ART30); `register --strict` fails on any
+        "missing": missing,
         "note": rule.note,
         "location": _rule_location(rule),
         "fields": fields,
@@ -331,15 +378,39 @@ def _flow(model: PolicyModel, rule: RuleInfo, partner: str, today: datetime.date
     }
 
 
+def _role(info: PartnerInfo) -> str:
+    """The partner's role: as declared, else a processor when it lists an agreement (spec 7.2)."""
+    return info.role or ("processor" if info.agreements else "controller")
+
+
 def _basis_text(rule: RuleInfo) -> str:
+    """E.g. "legal obligation (art. 6(1)(c)): Leerplichtwet 1969, art. 21; art. 9(2): health care"."""
     if rule.basis is None:
         return ""
     text = _BASIS_TEXT.get(rule.basis, rule.basis)
     if rule.consent_topic:
         text = f"consent: {rule.consent_topic} (art. 6(1)(a))"
+    if rule.law:
+        text += f": {rule.law}"
     if rule.art9:
-        text += f"; art. 9(2): {rule.art9.replace('_', ' ')}"
+        ground = rule.art9.replace("_", " ")
+        text += f"; art. 9(2): {ground}" + (f" ({rule.art9_topic})" if rule.art9_topic else "")
     return text
+
+
+def _agreement_entry(model: PolicyModel, a: AgreementInfo, today: datetime.date) -> dict[str, Any]:
+    status, days = _window_status(a.window, today)
+    covers = sorted(a.covers) if a.covers is not None else None
+    return {"reference": a.reference, "from": _iso(a.window.start), "until": _iso(a.window.end),
+            "text": window_text(a.window), "status": status, "days_until_expiry": days,
+            "model": a.model,
+            "covers": covers,
+            "covers_text": fields_text(model, covers) if covers is not None else "every field (no privacybijsluiter)",
+            "purposes": sorted(a.purposes) if a.purposes is not None else None,
+            "purposes_text": ", ".join(sorted(a.purposes)) if a.purposes is not None else "every purpose",
+            "retain": str(a.retain) if a.retain else None,
+            "breach": str(a.breach) if a.breach else None,
+            "dpia": a.dpia}
 
 
 def fields_text(model: PolicyModel, refs: Iterable[str]) -> str:
@@ -376,7 +447,7 @@ def _restriction_text(r: dict[str, Any]) -> str:
     """E.g. "not actief" or "purpose publicatie; all students"."""
     if r["purposes_text"] == "all purposes":
         return r["students"]
-    return f"purpose {r['purposes_text']}; {r['students']}"
+    return f"for {r['purposes_text']}; {r['students']}"
 
 
 def _restriction(model: PolicyModel, rule: RuleInfo) -> dict[str, Any]:
@@ -414,12 +485,7 @@ def build_register(policy: Policy, *, today: datetime.date | None = None) -> dic
     partners = []
     for name in sorted(model.partners):
         info = model.partners[name]
-        agreements = []
-        for a in info.agreements:
-            status, days = _window_status(a.window, today)
-            agreements.append({"reference": a.reference, "from": _iso(a.window.start),
-                               "until": _iso(a.window.end), "text": window_text(a.window),
-                               "status": status, "days_until_expiry": days})
+        agreements = [_agreement_entry(model, a, today) for a in info.agreements]
         agreements.sort(key=lambda a: a["from"] or "")
         covered_until, coverage_days = _coverage([a.window for a in info.agreements], today)
         if not info.agreements:
@@ -436,6 +502,13 @@ def build_register(policy: Policy, *, today: datetime.date | None = None) -> dic
                     received[f["dataset"]].append(f["field"])
         partners.append({
             "name": name, "title": info.title,
+            "role": _role(info), "role_text": _ROLE_TEXT.get(_role(info), _role(info)),
+            "role_declared": info.role is not None,
+            "kind": info.kind, "location": info.location, "in_eea": info.location in EEA,
+            "transfer": info.transfer,
+            "transfer_text": _TRANSFER_TEXT.get(info.transfer, info.transfer) if info.transfer else
+            ("none needed (inside the EEA)" if info.location in EEA else "MISSING"),
+            "missing": _partner_gaps(model, info),
             "agreements": agreements, "agreement_status": coverage,
             # the last day of the unbroken coverage by agreements that holds today (None: open-ended
             # or not covered today), and the days until then: the header says "expiring" from this
@@ -469,11 +542,21 @@ def build_register(policy: Policy, *, today: datetime.date | None = None) -> dic
     expiring = [{"partner": p["name"], "reference": a["reference"], "until": a["until"],
                  "days_until_expiry": a["days_until_expiry"]}
                 for p in partners for a in p["agreements"] if a["status"] == "expiring"]
+    c = model.controller
+    gaps = [{"partner": p["name"], "rule": fl["rule"], "missing": fl["missing"]}
+            for p in partners for fl in p["flows"] if fl["missing"]]
+    gaps += [{"partner": p["name"], "rule": None, "missing": p["missing"]}
+             for p in partners if p["missing"] and not p["flows"]]
     return {
         "title": "Processing register",
         "today": today.isoformat(),
         "policy_version": policy.version,
         "timezone": policy.timezone,
+        "controller": {"name": c.name, "declared": c.declared, "kind": c.kind, "dpo": c.dpo,
+                       "breach_handling": str(c.breach_handling),
+                       "missing": [] if c.dpo else ["dpo"]},
+        # every row that lacks something GDPR art. 30(1) asks for (ART30 says what each key means)
+        "art30_gaps": gaps,
         "summary": {
             "partners": len(partners),
             "permits": len(permits),
@@ -487,7 +570,7 @@ def build_register(policy: Policy, *, today: datetime.date | None = None) -> dic
         },
         "partners": partners,
         "matrix": {"datasets": datasets, "rows": matrix_rows},
-        "purposes": [{"name": u.name, "title": u.title,
+        "purposes": [{"name": u.name, "title": u.title, "kind": u.kind,
                       "partners": [p["name"] for p in partners if u.name in p["purposes"]]}
                      for u in sorted(model.purposes.values(), key=lambda u: u.name)],
         "consent_topics": [{"name": c.name, "title": c.title, "reconfirm_at_16": c.reconfirm_at_16}
@@ -501,16 +584,37 @@ def build_register(policy: Policy, *, today: datetime.date | None = None) -> dic
 
 
 
+def incomplete_rows(reg: dict[str, Any]) -> list[str]:
+    """Each register row that lacks something GDPR art. 30(1) asks for, in words (``register --strict``)."""
+    out = []
+    if reg["controller"]["missing"]:
+        out.append(f"the controller lacks {_gaps_text(reg['controller']['missing'])}")
+    for g in reg["art30_gaps"]:
+        where = f"flow {g['rule']} to {g['partner']}" if g["rule"] else f"partner {g['partner']}"
+        out.append(f"{where} lacks {_gaps_text(g['missing'])}")
+    return out
+
+
 # ---------------------------------------------------------------------------
 # rendering
 
 def render(policy: Policy, fmt: str = "md", *, today: datetime.date | None = None) -> str:
     """The register as ``"md"``, ``"csv"``, ``"json"`` or ``"html"`` text."""
+    _renderer(fmt)
+    return render_data(build_register(policy, today=today), fmt)
+
+
+def render_data(reg: dict[str, Any], fmt: str = "md") -> str:
+    """Render a register already built by ``build_register`` (e.g. to also check ``incomplete_rows``)."""
+    return _renderer(fmt)(reg)
+
+
+def _renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
     renderers: dict[str, Callable[[dict[str, Any]], str]] = {
         "md": _markdown, "csv": _csv, "json": _json, "html": _html}
     if fmt not in renderers:
         raise ValueError(f"unknown register format {fmt!r}; use one of {', '.join(FORMATS)}")
-    return renderers[fmt](build_register(policy, today=today))
+    return renderers[fmt]
 
 
 def _json(reg: dict[str, Any]) -> str:
@@ -538,12 +642,42 @@ def _agreement_line(a: dict[str, Any]) -> str:
     return f"{a['text']} ({_agreement_state(a)})"
 
 
+def _agreement_terms(a: dict[str, Any]) -> str:
+    """What the agreement allows, e.g. "model convenant_4; covers leerling.{...}; for leermiddelen; ..."."""
+    parts = [f"model {a['model']}"] if a["model"] else []
+    parts += [f"covers {a['covers_text']}", f"for {a['purposes_text']}",
+              f"retain {a['retain']}" if a["retain"] else "no retention agreed",
+              f"breach reported within {a['breach']}" if a["breach"] else "no breach deadline"]
+    if a["dpia"]:
+        parts.append(f"DPIA: {a['dpia']}")
+    return "; ".join(parts)
+
+
+def _partner_facts(p: dict[str, Any]) -> str:
+    """E.g. "processor (verwerker, art. 28); kind vendor; processes in US (outside the EEA): standard ..."."""
+    where = f"processes in {p['location']}" + ("" if p["in_eea"] else " (outside the EEA)")
+    if not p["in_eea"]:
+        where += f"; transfer: {p['transfer_text']}"
+    return f"{p['role_text']}; kind {p['kind']}; {where}"
+
+
+def _gaps_text(missing: Iterable[str]) -> str:
+    return "; ".join(ART30[m] for m in missing)
+
+
+def _retain_text(fl: dict[str, Any]) -> str:
+    if fl["retain_in_force"] is None:
+        return "—"
+    return fl["retain_in_force"] + (" (from the agreement)" if fl["retain_source"] == "agreement" else "")
+
+
 # -- csv ---------------------------------------------------------------------
 
-CSV_COLUMNS = ("partner", "partner_title", "agreement_status", "agreements", "next_expiry_days", "rule",
-               "purposes", "basis", "consent_topic", "art9", "dataset", "field", "sensitivity", "marker",
-               "transform", "blocked_by", "students", "rule_window", "effective_window", "retain", "note",
-               "location")
+CSV_COLUMNS = ("partner", "partner_title", "role", "kind", "location", "transfer", "agreement_status",
+               "agreements", "next_expiry_days", "rule", "purposes", "purpose_kinds", "basis", "law",
+               "consent_topic", "art9", "dpia", "dataset", "field", "sensitivity", "marker", "transform",
+               "blocked_by", "students", "rule_window", "effective_window", "retain", "retain_source",
+               "controller", "dpo", "art30_missing", "note", "location_in_policy")
 
 
 #: a cell starting with one of these is a formula (or DDE call) to Excel, LibreOffice and Google Sheets
@@ -572,6 +706,7 @@ def _csv(reg: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = _SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
+    controller = reg["controller"]
     for p in reg["partners"]:
         agreements = "; ".join(f"{a['reference']} {a['text']}" for a in p["agreements"])
         future = [a["days_until_expiry"] for a in p["agreements"]
@@ -580,11 +715,14 @@ def _csv(reg: dict[str, Any]) -> str:
         for fl in p["flows"]:
             for f in fl["fields"]:
                 writer.writerow([
-                    p["name"], p["title"] or "", p["agreement_status"], agreements, next_expiry, fl["rule"],
-                    fl["purposes_text"], fl["basis"], fl["consent_topic"] or "", fl["art9"] or "",
+                    p["name"], p["title"] or "", p["role"], p["kind"], p["location"], p["transfer"] or "",
+                    p["agreement_status"], agreements, next_expiry, fl["rule"],
+                    fl["purposes_text"], " ".join(fl["purpose_kinds"].values()), fl["basis"], fl["law"] or "",
+                    fl["consent_topic"] or "", fl["art9"] or "", fl["dpia"] or "",
                     f["dataset"], f["field"], f["sensitivity"], f["marker"] or "", f["transform"] or "",
                     " ".join(f["blocked_by"]), fl["students"], fl["window"]["text"],
-                    fl["window"]["effective_text"], fl["retain"] or "",
+                    fl["window"]["effective_text"], fl["retain_in_force"] or "", fl["retain_source"] or "",
+                    controller["name"] or "", controller["dpo"] or "", " ".join(fl["missing"]),
                     fl["note"] or "", fl["location"] or ""])
     return out.getvalue()
 
@@ -655,12 +793,26 @@ def _markdown(reg: dict[str, Any]) -> str:
                      f"({e['days_until_expiry']} days)")
     for name in s["partners_without_valid_agreement"]:
         lines.append(f"* **{_md(name)}** has no valid agreement today: it receives nothing")
+    gaps = reg["art30_gaps"]
+    if gaps or reg["controller"]["missing"]:
+        lines.append(f"* **{len(gaps)} register rows lack what GDPR art. 30(1) asks for** (see the partners)")
+    c = reg["controller"]
+    lines += ["", "## Controller", "",
+              f"* {_md(c['name'] or '(no controller declared: the defaults of a public school board apply)')}, "
+              f"{_md(c['kind'])} (a public authority cannot rely on legitimate interest, art. 6(1))",
+              f"* data protection officer: {_md(c['dpo'])}" if c["dpo"] else
+              f"* data protection officer: **missing**: {_md(ART30['dpo'])}",
+              f"* own time to assess a data breach: {_md(c['breach_handling'])} (of the 72 hours of art. 33)"]
     lines += ["", "## Partners", ""]
     for p in reg["partners"]:
         lines += [f"### {_md(p['name'])}" + (f" — {_md(p['title'])}" if p["title"] else ""), ""]
+        lines.append(f"* {_md(_partner_facts(p))}")
+        if "transfer" in p["missing"]:
+            lines.append(f"* **missing**: {_md(ART30['transfer'])}")
         if p["agreements"]:
             for a in p["agreements"]:
-                lines.append(f"* agreement {_md_code(a['reference'])}: {_md(_agreement_line(a))}")
+                lines.append(f"* agreement {_md_code(a['reference'])}: {_md(_agreement_line(a))}; "
+                             f"{_md(_agreement_terms(a))}")
             for g in p["gaps"]:
                 lines.append(f"* **gap**: no agreement from {g['from']} to {g['until']}")
         else:
@@ -669,24 +821,27 @@ def _markdown(reg: dict[str, Any]) -> str:
             lines.append("* receives nothing (no permit rule)")
         lines.append("")
         if p["flows"]:
-            lines += ["| rule | purpose | basis | fields | students | window | retain |",
-                      "|---|---|---|---|---|---|---|"]
+            lines += ["| rule | purpose | basis | fields | students | window | retain | missing (art. 30) |",
+                      "|---|---|---|---|---|---|---|---|"]
             for fl in p["flows"]:
                 by_ds: dict[str, list[str]] = {}
                 for f in fl["fields"]:
                     by_ds.setdefault(f["dataset"], []).append(_md_field(f))
                 fields = "<br>".join(f"{_md(ds)}: {', '.join(v)}" for ds, v in by_ds.items())
-                basis = fl["basis_text"] + (f"; who consents: {fl['consent_rule']}" if fl["consent_rule"] else "")
+                basis = fl["basis_text"] + (f"; DPIA: {fl['dpia']}" if fl["dpia"] else "") \
+                    + (f"; who consents: {fl['consent_rule']}" if fl["consent_rule"] else "")
+                purpose = fl["purposes_text"] + "".join(f" ({k})" for k in fl["purpose_kinds"].values())
+                missing = f"**{_md(_gaps_text(fl['missing']))}**" if fl["missing"] else "—"
                 window = fl["window"]["effective_text"]
                 if fl["window"]["status"] in ("expired", "expiring", "not started", "never"):
                     window += f" ({fl['window']['status']})"
                 if fl["window"]["bounded_by_agreements"]:
                     window += f"; within the agreements (rule: {fl['window']['text']})"
                 lines.append(f"| {_md_code(fl['rule'])} | "
-                             + " | ".join(_md(x) for x in (fl["purposes_text"], basis))
+                             + " | ".join(_md(x) for x in (purpose, basis))
                              + f" | {fields} | "
-                             + " | ".join(_md(x) for x in (fl["students"], window, fl["retain"] or "—"))
-                             + " |")
+                             + " | ".join(_md(x) for x in (fl["students"], window, _retain_text(fl)))
+                             + f" | {missing} |")
             lines.append("")
         if p["restrictions"]:
             lines.append("* forbid rules that apply: " + "; ".join(
@@ -722,11 +877,16 @@ def _markdown(reg: dict[str, Any]) -> str:
     for c in reg["consent_topics"]:
         extra = " (parental consent stops counting at 16)" if c["reconfirm_at_16"] else ""
         lines.append(f"* {_md_code(c['name'])}: {_md(c['title'] or '')}{extra}")
+    lines += ["", "## Purposes", "", "| purpose | kind | title | partners |", "|---|---|---|---|"]
+    for u in reg["purposes"]:
+        lines.append(f"| {_md_code(u['name'])} | {_md(u['kind'])} | {_md(u['title'] or '')} | "
+                     f"{_md(', '.join(u['partners']) or '—')} |")
     lines += ["", "## Catalogue", "", "| dataset | field | type | sensitivity |", "|---|---|---|---|"]
     for d in reg["catalogue"]:
         for f in d["fields"]:
             mark = f" **[{f['marker']}]**" if f["marker"] else ""
-            lines.append(f"| {_md(d['name'])} | {_md_code(f['field'])} | {_md(f['type'])} | "
+            role = f" ({f['role']})" if f["role"] else ""
+            lines.append(f"| {_md(d['name'])} | {_md_code(f['field'])}{_md(role)} | {_md(f['type'])} | "
                          f"{_md(f['sensitivity'])}{mark} |")
     return "\n".join(lines) + "\n"
 
@@ -792,6 +952,9 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 .matrix .names { display: block; font-size: 0.82em; color: var(--muted); text-align: left; line-height: 1.3;
                  margin-top: 2px; }
 .legend .badge { margin-right: 6px; }
+dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 14px; margin: 8px 0; }
+dl.kv dt { font-weight: 600; }
+dl.kv dd { margin: 0; }
 /* a phone: every wide table becomes a list of cards, one per row, each cell labelled */
 @media screen and (max-width: 760px) {
   main { padding: 14px 12px 32px; }
@@ -806,6 +969,8 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
   table.stack td[data-label]::before { content: attr(data-label); display: block; font-size: 0.78em;
                                        font-weight: 600; color: var(--muted); text-transform: uppercase; }
   table.stack td.empty { display: none; }
+  dl.kv { grid-template-columns: 1fr; gap: 0; }
+  dl.kv dd { margin-bottom: 6px; }
   .field { white-space: normal; }
 }
 @media print {
@@ -891,12 +1056,16 @@ def _html_partner(p: dict[str, Any]) -> str:
     if p["national_id"]:
         out.append(_badge("national_id", "receives BSN"))
     out.append(_coverage_badge(p))
-    out += ["</div>", "</header>", '<ul class="agreements">']
+    out += ["</div>", "</header>", f'<p class="facts">{_e(_partner_facts(p))}</p>']
+    if "transfer" in p["missing"]:
+        out.append(f'<div class="missing"><b>Missing (GDPR art. 30(1)):</b> {_e(ART30["transfer"])}</div>')
+    out.append('<ul class="agreements">')
     if not p["agreements"]:
         out.append("<li>No processing agreement (the partner is not a processor); the rule windows apply.</li>")
     for a in p["agreements"]:
         out.append(f"<li>Agreement <code>{_e(a['reference'])}</code>: {_e(a['text'])} "
-                   f"{_status_badge(a['status'], _agreement_state(a))}</li>")
+                   f"{_status_badge(a['status'], _agreement_state(a))}"
+                   f'<div class="note">{_e(_agreement_terms(a))}</div></li>')
     for g in p["gaps"]:
         out.append(f"<li>{_status_badge('gap', 'gap')} no valid agreement from {_e(g['from'])} "
                    f"to {_e(g['until'])}</li>")
@@ -911,19 +1080,26 @@ def _html_partner(p: dict[str, Any]) -> str:
             fields = "<br>".join(f'<span class="ds">{_e(ds)}</span> ' + " ".join(v) for ds, v in by_ds.items())
             titles = [t for t in fl["purpose_titles"].values() if t]
             purpose = f"<code>{_e(fl['purposes_text'])}</code>"
+            purpose += "".join(f' <span class="badge s-not-started">{_e(k)}</span>'
+                               for k in fl["purpose_kinds"].values())
             if titles:
                 purpose += f'<div class="note">{_e("; ".join(titles))}</div>'
             basis = _e(fl["basis_text"])
+            if fl["dpia"]:
+                basis += f"<div class=\"note\">DPIA: {_e(fl['dpia'])}</div>"
             if fl["consent_rule"]:
                 basis += f'<div class="consent"><b>Who consents:</b> {_e(fl["consent_rule"])}</div>'
             note = f'<div class="note">{_e(fl["note"])}</div>' if fl["note"] else ""
             loc = f'<div class="note">{_e(fl["location"])}</div>' if fl["location"] else ""
+            if fl["missing"]:
+                loc += (f'<div class="missing"><b>Missing (GDPR art. 30(1)):</b> '
+                        f'{_e(_gaps_text(fl["missing"]))}</div>')
             out.append(f'<tr><td data-label="Rule"><code>{_e(fl["rule"])}</code>{loc}</td>'
                        f'<td data-label="Purpose">{purpose}</td><td data-label="Basis">{basis}</td>'
                        f'<td data-label="Fields">{fields}{note}</td>'
                        f'<td data-label="Students">{_e(fl["students"])}</td>'
                        f'<td data-label="Window">{_html_window(fl)}</td>'
-                       f'<td data-label="Retain">{_e(fl["retain"] or "—")}</td></tr>')
+                       f'<td data-label="Retain">{_e(_retain_text(fl))}</td></tr>')
         out += ["</tbody>", "</table>"]
     else:
         out.append('<p class="note">Receives nothing: no permit rule names this partner.</p>')
@@ -954,6 +1130,20 @@ def _html(reg: dict[str, Any]) -> str:
     for name in s["partners_without_valid_agreement"]:
         body.append(f'<div class="alert bad"><a href="#partner-{_e(name)}">{_e(name)}</a> has no valid '
                     "agreement today and receives nothing.</div>")
+    for g in reg["art30_gaps"]:
+        where = f"flow <code>{_e(g['rule'])}</code> to " if g["rule"] else "partner "
+        body.append(f'<div class="alert bad">Register row incomplete: {where}<a href="#partner-{_e(g["partner"])}">'
+                    f'{_e(g["partner"])}</a> lacks {_e(_gaps_text(g["missing"]))}.</div>')
+    c = reg["controller"]
+    dpo = _e(c["dpo"]) if c["dpo"] else f'<span class="missing"><b>missing:</b> {_e(ART30["dpo"])}</span>'
+    public = " (a public authority: no legitimate interest for its tasks, art. 6(1))" if c["kind"] == "public" else ""
+    body += ["<h2>Controller</h2>", '<dl class="kv">',
+             f'<dt>Controller</dt><dd>{_e(c["name"] or "(not declared: the defaults of a public school board apply)")}'
+             "</dd>",
+             f"<dt>Kind</dt><dd>{_e(c['kind'])}{_e(public)}</dd>",
+             f"<dt>Data protection officer</dt><dd>{dpo}</dd>",
+             f"<dt>Breach handling</dt><dd>{_e(c['breach_handling'])} to assess a breach; with a processor's "
+             "deadline within the 72 hours of art. 33</dd>", "</dl>"]
     body.append('<p class="legend">Sensitivity: ' + " ".join(
         _badge(k, MARKERS.get(k, k)) for k in ("national_id", "criminal", "special", "sensitive",
                                                  "pseudonym", "personal", "anonymous")) + "</p>")
@@ -995,14 +1185,21 @@ def _html(reg: dict[str, Any]) -> str:
     for c in reg["consent_topics"]:
         extra = " — stricter: parental consent stops counting at 16" if c["reconfirm_at_16"] else ""
         body.append(f"<li><code>{_e(c['name'])}</code>: {_e(c['title'] or '')}{_e(extra)}</li>")
-    body += ["</ul>", "<h2>Catalogue</h2>", "<table>",
+    body += ["</ul>", "<h2>Purposes</h2>", '<table class="stack">',
+             "<thead><tr><th>Purpose</th><th>Kind</th><th>Title</th><th>Partners</th></tr></thead>", "<tbody>"]
+    for u in reg["purposes"]:
+        body.append(f'<tr><td data-label="Purpose"><code>{_e(u["name"])}</code></td>'
+                    f'<td data-label="Kind">{_e(u["kind"])}</td><td data-label="Title">{_e(u["title"] or "")}</td>'
+                    f'<td data-label="Partners">{_e(", ".join(u["partners"]) or "—")}</td></tr>')
+    body += ["</tbody>", "</table>", "<h2>Catalogue</h2>", "<table>",
              "<thead><tr><th>Field</th><th>Type</th><th>Sensitivity</th></tr></thead>", "<tbody>"]
     for d in reg["catalogue"]:
         title = f" · {d['title']}" if d["title"] else ""
         subject = " · subject (the students)" if d["subject"] else ""
         body.append(f'<tr class="group"><th colspan="3">{_e(d["name"])}{_e(title)}{_e(subject)}</th></tr>')
         for f in d["fields"]:
-            body.append(f"<tr><td><code>{_e(f['field'])}</code></td><td>{_e(f['type'])}</td>"
+            role = f' <span class="badge s-not-started">{_e(f["role"])}</span>' if f["role"] else ""
+            body.append(f"<tr><td><code>{_e(f['field'])}</code>{role}</td><td>{_e(f['type'])}</td>"
                         f"<td>{_badge(f['sensitivity'], f['sensitivity'])}</td></tr>")
     body += ["</tbody>", "</table>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

@@ -10,6 +10,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -514,9 +515,9 @@ def test_markdown_escapes_html_and_line_breaks_from_policy_text() -> None:
     assert "<script" not in text and "<img" not in text and "<b>" not in text
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in text
     headings = [line for line in text.splitlines() if line.startswith("#")]
-    assert ["# Processing register", "## Partners", "### p — Titel \\# Kop uit een titel "
+    assert ["# Processing register", "## Controller", "## Partners", "### p — Titel \\# Kop uit een titel "
             "&lt;script&gt;alert(1)&lt;/script&gt;", "## Partner × dataset", "## Never shared (forbid rules)",
-            "## Consent topics", "## Catalogue"] == headings
+            "## Consent topics", "## Purposes", "## Catalogue"] == headings
     assert all(not line.startswith(("* lijst", "<")) for line in text.splitlines())
     assert "\u2028" not in text and "\r" not in text
     # a link or emphasis in a note stays literal text
@@ -526,7 +527,7 @@ def test_markdown_escapes_html_and_line_breaks_from_policy_text() -> None:
     # every table row still has exactly its columns
     for line in text.splitlines():
         if line.startswith("| `r`"):
-            assert 8 == len(re.findall(r"(?<!\\)\|", line)), line
+            assert 9 == len(re.findall(r"(?<!\\)\|", line)), line
 
 
 def test_csv_neutralises_spreadsheet_formulas() -> None:
@@ -626,3 +627,116 @@ def test_matrix_names_fields_in_the_cell_not_on_hover(policy: avgpolicy.Policy) 
     md = render(policy, "md", today=TODAY)
     row = next(x for x in md.splitlines() if x.startswith("| malmberg |"))
     assert "| 3: code, naam, vak |" in row
+
+
+# ---------------------------------------------------------------------------
+# what v2 adds (spec section 7): controller, partner role/kind/location/transfer, agreement terms,
+# laws, purpose kinds, DPIAs, key/left; rows that lack what art. 30(1) asks for are flagged
+
+def test_controller_and_its_dpo(reg: dict) -> None:
+    c = reg["controller"]
+    assert ("Stichting Openbaar Onderwijs Rivierland", "public", "24 hours", []) == (
+        c["name"], c["kind"], c["breach_handling"], c["missing"])
+    assert c["dpo"].startswith("Functionaris gegevensbescherming")
+    assert [] == reg["art30_gaps"]
+
+
+def test_partner_role_kind_location_and_transfer(reg: dict) -> None:
+    padlet = _partner(reg, "padlet")
+    assert ("processor", "vendor", "US", False, "scc") == (
+        padlet["role"], padlet["kind"], padlet["location"], padlet["in_eea"], padlet["transfer"])
+    assert "standard contractual clauses (art. 46(2)(c))" == padlet["transfer_text"]
+    duo = _partner(reg, "duo")
+    assert ("controller", "government", "NL", True, None) == (
+        duo["role"], duo["kind"], duo["location"], duo["in_eea"], duo["transfer"])
+    assert "processor" == _partner(reg, "malmberg")["role"]       # the default with an agreement
+
+
+def test_agreement_coverage_purposes_retention_breach_dpia_model(reg: dict) -> None:
+    cito = _partner(reg, "cito")["agreements"][0]
+    assert ("convenant_4", ["toetsafname"], "2 years", "24 hours") == (
+        cito["model"], cito["purposes"], cito["retain"], cito["breach"])
+    assert "DPIA leerlingvolgsysteem 2025 (Kennisnet-model)" == cito["dpia"]
+    assert "leerling.geboortedatum" in cito["covers"] and "toets.advies" not in cito["covers"]
+    assert cito["covers_text"].startswith("leerling.{achternaam, eckid, geboortedatum")
+    noordhoff = _partner(reg, "noordhoff")["agreements"][0]
+    assert ("convenant_3", "48 hours") == (noordhoff["model"], noordhoff["breach"])
+
+
+def test_flow_law_purpose_kind_dpia_and_retention_in_force(reg: dict) -> None:
+    verzuim = next(f for f in _partner(reg, "duo")["flows"] if f["rule"] == "duo_verzuimmelding")
+    assert "Leerplichtwet 1969, art. 21 (melding van ongeoorloofd verzuim)" == verzuim["law"]
+    assert verzuim["basis_text"].startswith("legal obligation (art. 6(1)(c)): Leerplichtwet 1969")
+    assert {"verzuim": "compulsory_education"} == verzuim["purpose_kinds"]
+    ggd = next(f for f in _partner(reg, "ggd")["flows"] if f["rule"] == "ggd_ziekteverzuim")
+    assert "DPIA MAZL 2025 (GGD Gelderland-Zuid en Stedelijk College)" == ggd["dpia"]   # on the rule
+    swv = _partner(reg, "swv")["flows"][0]
+    assert "DPIA passend onderwijs 2024 (SWV Rivierland)" == swv["dpia"]              # from the agreement
+    assert {"name": "overstap", "title": "Overstap naar een andere school: het onderwijskundig rapport via OSO",
+            "kind": "transfer", "partners": ["nieuwe_school"]} == next(
+        u for u in reg["purposes"] if u["name"] == "overstap")
+
+
+def test_key_and_left_fields_in_the_catalogue(reg: dict) -> None:
+    leerling = next(d for d in reg["catalogue"] if d["name"] == "leerling")
+    roles = {f["field"]: f["role"] for f in leerling["fields"] if f["role"]}
+    assert {"id": "key", "uitschrijfdatum": "left"} == roles
+
+
+GAPS = """
+dataset leerling subject { id text personal  naam text personal }
+partner cloud "Cloud Inc." {
+    location US
+    transfer scc
+    agreement "A" valid from 2025-01-01 { covers leerling.naam  breach 24 hours }
+}
+partner gemeente { role controller  kind government }
+purpose u kind organisation
+permit naar_cloud { partner cloud  purpose u  basis public_task("WVO 2020")  fields leerling.naam }
+permit naar_gemeente { partner gemeente  purpose u  basis public_task("WVO 2020")  fields leerling.id }
+"""
+
+
+def test_rows_without_dpo_or_retention_are_flagged_in_every_format() -> None:
+    policy = avgpolicy.loads(GAPS)
+    reg = build_register(policy, today=TODAY)
+    assert ["dpo"] == reg["controller"]["missing"]
+    assert [{"partner": "cloud", "rule": "naar_cloud", "missing": ["dpo", "retention"]},
+            {"partner": "gemeente", "rule": "naar_gemeente", "missing": ["dpo"]}] == reg["art30_gaps"]
+    assert 3 == len(register.incomplete_rows(reg))
+    md = render(policy, "md", today=TODAY)
+    assert "**2 register rows lack what GDPR art. 30(1) asks for**" in md
+    assert "data protection officer: **missing**" in md
+    row = next(x for x in md.splitlines() if x.startswith("| `naar_cloud`"))
+    assert "the time limit for erasure" in row and "(art. 30(1)(f))" in row
+    rows = list(csv.DictReader(io.StringIO(render(policy, "csv", today=TODAY))))
+    assert {"naar_cloud": "dpo retention", "naar_gemeente": "dpo"} == {r["rule"]: r["art30_missing"] for r in rows}
+    page = render(policy, "html", today=TODAY)
+    assert page.count('<div class="missing"><b>Missing (GDPR art. 30(1)):</b>') == 2
+    assert "Register row incomplete: flow <code>naar_cloud</code>" in page
+    assert ["dpo"] == json.loads(render(policy, "json", today=TODAY))["controller"]["missing"]
+
+
+def test_a_transfer_mechanism_missing_is_flagged() -> None:
+    # the checker refuses a non-EEA partner without `transfer`; the register would flag it all the same
+    model = avgpolicy.loads(GAPS).model
+    assert ["dpo"] == register._partner_gaps(model, model.partners["cloud"])
+    without = attrs.evolve(model.partners["cloud"], transfer=None)
+    assert ["dpo", "transfer"] == register._partner_gaps(model, without)
+    inside = attrs.evolve(without, location="BE")
+    assert ["dpo"] == register._partner_gaps(model, inside)
+
+
+def test_cli_register_strict_exits_1_on_incomplete_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from avgpolicy.cli import main
+
+    (tmp_path / "gaps.avg").write_text(GAPS, encoding="utf-8")
+    assert 0 == main(["register", str(tmp_path), "--today", "2026-11-25"])
+    capsys.readouterr()
+    out = tmp_path / "register.md"
+    assert 1 == main(["register", str(tmp_path), "--today", "2026-11-25", "--strict", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert "register: 3 rows lack what GDPR art. 30(1) asks for" in err
+    assert "flow naar_cloud to cloud lacks" in err and "(art. 30(1)(f))" in err
+    assert out.read_text(encoding="utf-8").startswith("# Processing register")   # written all the same
+    assert 0 == main(["register", str(POLICIES), "--strict", "--format", "json", "--output", str(out)])
