@@ -37,7 +37,7 @@ def test_loads_without_warnings() -> None:
 
 def test_layout_catalogue_partners_rules_tests() -> None:
     files = {p.relative_to(POLICIES).as_posix() for p in POLICIES.rglob("*.avg")}
-    assert {"catalogue.avg", "partners.avg", "purposes.avg"} <= files
+    assert {"controller.avg", "catalogue.avg", "partners.avg", "purposes.avg"} <= files
     assert any(f.startswith("rules/") for f in files)
     assert any(f.startswith("tests/") for f in files)
 
@@ -230,3 +230,63 @@ def test_language_guide_examples_parse() -> None:
         _, diagnostics = parse(Source(f"language.md block {i}", block))
         errors += [d.headline() for d in diagnostics if d.is_error]
     assert [] == errors
+
+
+# ---------------------------------------------------------------------------
+# the example is a v2 policy set (spec section 7)
+
+def test_controller_with_a_dpo(model: PolicyModel) -> None:
+    c = model.controller
+    assert c.declared and "public" == c.kind and c.dpo
+    assert 24 == c.breach_handling.hours
+
+
+def test_every_partner_has_role_and_kind(model: PolicyModel) -> None:
+    from avgpolicy.law import EEA
+
+    for p in model.partners.values():
+        role = p.role or ("processor" if p.agreements else None)
+        assert role in {"processor", "controller", "joint_controller"}, p.name
+        assert "other" != p.kind, p.name
+        if not p.agreements:
+            assert role in {"controller", "joint_controller"}, p.name
+    outside = [p for p in model.partners.values() if p.location not in EEA]
+    assert ["padlet"] == [p.name for p in outside]
+    assert "scc" == outside[0].transfer
+
+
+def test_agreements_carry_their_privacybijsluiter(model: PolicyModel) -> None:
+    agreements = [a for p in model.partners.values() for a in p.agreements]
+    assert len(agreements) >= 12
+    for a in agreements:
+        assert a.covers and a.purposes and a.retain and a.breach and a.model, a.reference
+        assert a.breach.hours + model.controller.breach_handling.hours <= 72, a.reference
+    assert any(a.dpia for a in agreements)
+
+
+def test_laws_purpose_kinds_and_dpias(model: PolicyModel) -> None:
+    from avgpolicy.model import LAW_BASES
+
+    for r in model.rules:
+        if r.basis in LAW_BASES:
+            assert r.law, r.name
+    laws = " ".join(r.law for r in model.rules if r.law)
+    for law in ("WPO", "WVO 2020", "Leerplichtwet 1969", "Wet op het onderwijstoezicht", "Wet pseudonimisering",
+                "Wet register onderwijsdeelnemers", "Wet publieke gezondheid"):
+        assert law in laws, law
+    assert all(u.kind != "other" for u in model.purposes.values())
+    assert "transfer" == model.purposes["overstap"].kind
+    for r in model.rules:
+        special = [g.ref for g in r.grants if model.catalogue.fields[g.ref].sensitivity in ("special", "criminal")]
+        if r.effect == "permit" and special:
+            partner = model.partners[next(iter(r.partners.names))]
+            assert r.dpia_under(partner.agreements), r.name
+
+
+def test_key_and_left_fields(model: PolicyModel) -> None:
+    assert ("id", "uitschrijfdatum") == (model.catalogue.key, model.catalogue.left)
+    becauses = {e.because.value for t in model.tests for e in t.expects if e.because}
+    assert {"left_school", "outside_agreement"} <= becauses
+    # a student who left is still transferred (a `transfer` purpose), and refused elsewhere
+    left = [t for t in model.tests if any(sv.key.value == "uitschrijfdatum" for sv in t.student)]
+    assert {"overstap", "leermiddelen", "bekostiging"} <= {t.purpose.value for t in left if t.purpose}
