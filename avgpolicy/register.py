@@ -952,6 +952,8 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 .matrix .names { display: block; font-size: 0.82em; color: var(--muted); text-align: left; line-height: 1.3;
                  margin-top: 2px; }
 .legend .badge { margin-right: 6px; }
+table.flows td[data-label="Window"] { min-width: 6.8em; }
+table.flows td[data-label="Retain"] { min-width: 5em; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 14px; margin: 8px 0; }
 dl.kv dt { font-weight: 600; }
 dl.kv dd { margin: 0; }
@@ -969,6 +971,7 @@ dl.kv dd { margin: 0; }
   table.stack td[data-label]::before { content: attr(data-label); display: block; font-size: 0.78em;
                                        font-weight: 600; color: var(--muted); text-transform: uppercase; }
   table.stack td.empty { display: none; }
+  table.flows td[data-label] { min-width: 0; }
   dl.kv { grid-template-columns: 1fr; gap: 0; }
   dl.kv dd { margin-bottom: 6px; }
   .field { white-space: normal; }
