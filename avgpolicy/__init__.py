@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .decision import Reason as Reason
     from .errors import Diagnostic as Diagnostic
     from .errors import PolicyError as PolicyError
+    from .errors import UnknownNameError as UnknownNameError
     from .exports import ExportLog as ExportLog
     from .exports import ExportLogError as ExportLogError
     from .loader import load as load
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "Consent": ".decision", "Decision": ".decision", "FieldDecision": ".decision", "Reason": ".decision",
-    "Diagnostic": ".errors", "PolicyError": ".errors",
+    "Diagnostic": ".errors", "PolicyError": ".errors", "UnknownNameError": ".errors",
     "ExportLog": ".exports", "ExportLogError": ".exports",
     "load": ".loader", "loads": ".loader",
     "Policy": ".policy", "PolicyStore": ".store",
@@ -37,6 +38,7 @@ __all__ = ["Consent", "Decision", "Diagnostic", "FieldDecision", "Policy", "Poli
            "__version__", "load", "loads"]
 
 __all__ += ["ExportLog", "ExportLogError"]  # the export log (avgpolicy/exports)
+__all__ += ["UnknownNameError"]  # compile/filter/plan/export of an undeclared partner or purpose
 
 
 def __getattr__(name: str) -> Any:

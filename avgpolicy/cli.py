@@ -217,6 +217,11 @@ def _read_json(path: str) -> Any:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not valid JSON: {exc}") from exc
+    except ValueError as exc:  # an integer beyond Python's 4,300-digit limit for int(str)
+        raise UsageError(f"{path} holds a number too long to read ({exc}); student values are short") from None
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply to read; a student record is an object of plain "
+                         "values, lists and a consents object") from None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -227,6 +232,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     raw = _read_json(args.student)
     policy = _load(args.paths, args.format)
     student = student_from_json(raw, policy)
+    try:
+        policy.check_names(args.partner, args.purpose)
+    except ValueError as exc:  # UnknownNameError: a misspelt name is an error, not a quiet denial
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_POLICY
     try:
         decision = policy.decide(partner=args.partner, purpose=args.purpose, fields=fields,
                                  student=student, at=at)

@@ -95,3 +95,22 @@ class PolicyError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (PolicyError, (self.diagnostics, self._sources))
+
+
+class UnknownNameError(ValueError):
+    """A request names a partner or purpose the policy set does not declare (``compile``,
+    ``filter``, ``plan``, ``export``; ``decide`` denies with ``unknown_partner``/``unknown_purpose``
+    instead). ``kind`` is "partner" or "purpose", ``name`` what was sent, ``suggestion`` the
+    closest declared name or None, ``declared`` every declared name of that kind."""
+
+    def __init__(self, kind: str, name: str, suggestion: str | None, declared: Iterable[str]) -> None:
+        self.kind, self.name, self.suggestion = kind, name, suggestion
+        self.declared: tuple[str, ...] = tuple(sorted(declared))
+        shown = repr(name) if len(name) <= 80 else repr(name[:80]) + f"... ({len(name)} characters)"
+        hint = f"did you mean {suggestion!r}?" if suggestion else (
+            "declared: " + ", ".join(self.declared[:12]) + (", ..." if len(self.declared) > 12 else "")
+            if self.declared else f"the policy set declares no {kind}")
+        super().__init__(f"unknown {kind} {shown}: the policy set does not declare it; {hint}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnknownNameError, (self.kind, self.name, self.suggestion, self.declared))

@@ -436,6 +436,8 @@ class FastParser:
         if kind == "IDENT" and tok[1] == "controller":
             self.i += 1
             return n.Name("controller", span=self.tspan(tok))
+        if kind != "IDENT":
+            raise Fallback
         nxt = self.toks[self.i + 1]
         if nxt[0] == "PUNCT" and nxt[1] == ".":
             return self.field_ref()

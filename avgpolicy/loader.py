@@ -96,7 +96,7 @@ def build_policy(sources: list[Source], *, timezone: str = DEFAULT_TIMEZONE,
     warnings = tuple(sorted((d for d in diagnostics if not d.is_error),
                             key=lambda d: (d.file, d.line, d.column, d.code)))
     return Policy(resolved, version=content_version(sources, timezone), zone=zone, warnings=warnings,
-                  sources=text_by_file, pseudonymizer=sealed, cache_size=cache_size)
+                  sources=text_by_file, pseudonym_key=sealed, cache_size=cache_size)
 
 
 def _attach_export_log(policy: Policy, log: object) -> Policy:

@@ -15,9 +15,9 @@ from . import runtime as rt
 from .cache import CacheInfo, CompileCache
 from .compiler import compile_request
 from .decision import Decision
-from .errors import Diagnostic
+from .errors import Diagnostic, UnknownNameError
 from .model import PolicyModel
-from .pseudonym import Pseudonymizer, year_of
+from .pseudonym import Pseudonymizer, seal_key, year_of
 
 ENGINES = ("compiled", "interpreted")
 _PLAN_LIMIT = 4096  # projection plans kept per filter call
@@ -41,6 +41,15 @@ def _check_request(partner: Any, purpose: Any, fields: Any) -> tuple[str, ...]:
     return tuple(fields)
 
 
+def _undecidable_record(exc: Exception, decide: Any, at: Any) -> Decision:
+    """The decision for a record whose own code raised while it was read (a key whose ``__eq__``
+    raises, say): it is decided as a record that is not a mapping, so every field is denied with
+    ``missing_attribute`` (docs/api.md, "Records that raise"). Any other exception propagates."""
+    if not rt.raised_by_record(exc):
+        raise exc
+    return decide(None, at)  # type: ignore[no-any-return]
+
+
 def _check_moment(at: Any) -> None:
     if at is not None and not isinstance(at, datetime.date):
         raise TypeError(f"at must be a datetime.date, a datetime.datetime or None, not {type(at).__name__}")
@@ -51,10 +60,10 @@ class Policy:
 
     def __init__(self, model: PolicyModel, *, version: str, zone: ZoneInfo,
                  warnings: tuple[Diagnostic, ...] = (), sources: Mapping[str, str] | None = None,
-                 pseudonymizer: Pseudonymizer | None = None, cache_size: int = 1024) -> None:
+                 pseudonym_key: bytes | Pseudonymizer | None = None, cache_size: int = 1024) -> None:
         # only the keyed function that derives pseudonyms is kept, never the key (see pseudonym.py)
-        if pseudonymizer is not None and type(pseudonymizer) is not Pseudonymizer:
-            raise TypeError("pseudonymizer must be a Pseudonymizer (load()/loads() make one from pseudonym_key)")
+        pseudonymizer = seal_key(pseudonym_key)
+        del pseudonym_key
         self.model = model
         rt.protect_values(model)  # reasons never quote a condition on a special/criminal/national_id field
         self.version = version
@@ -96,7 +105,10 @@ class Policy:
             if type(fields) is list and fields == last[2] and partner == last[0] and purpose == last[1]:
                 cache = self._cache
                 cache.used[last[4]] = next(cache.hit_counter)
-                return last[3](student, at)  # type: ignore[no-any-return]
+                try:
+                    return last[3](student, at)  # type: ignore[no-any-return]
+                except Exception as exc:  # (free until raised) a record whose own code raised
+                    return _undecidable_record(exc, last[3], at)
             if type(partner) is str and type(purpose) is str and (type(fields) is list or type(fields) is tuple):
                 request = (partner, purpose, tuple(fields))
                 cache = self._cache
@@ -105,13 +117,26 @@ class Policy:
                     cache.used[request] = next(cache.hit_counter)  # counts the hit, marks it used
                     if type(fields) is list:
                         self._last_request = (partner, purpose, list(fields), check, request)
-                    return check(student, at)  # type: ignore[no-any-return]
+                    try:
+                        return check(student, at)  # type: ignore[no-any-return]
+                    except Exception as exc:
+                        return _undecidable_record(exc, check, at)
         key = _check_request(partner, purpose, fields)
         if engine == "compiled":
-            return self._compiled(partner, purpose, key)(student, at)  # type: ignore[no-any-return]
+            model = self.model
+            if partner in model.partners and purpose in model.purposes:
+                check = self._compiled(partner, purpose, key)
+                try:
+                    return check(student, at)  # type: ignore[no-any-return]
+                except Exception as exc:
+                    return _undecidable_record(exc, check, at)
+            engine = "interpreted"  # an unknown name is denied by the interpreter: nothing compiled or cached
         if engine == "interpreted":
             _check_moment(at)
-            return interpreter.decide(self, partner, purpose, key, student, at)
+            try:
+                return interpreter.decide(self, partner, purpose, key, student, at)
+            except Exception as exc:
+                return _undecidable_record(exc, functools.partial(interpreter.decide, self, partner, purpose, key), at)
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
 
     def compile(self, partner: str, purpose: str, fields: Sequence[str]) -> Any:
@@ -119,7 +144,19 @@ class Policy:
 
         It carries ``.source`` (the generated Python) and ``.code_tree`` (its ``ast.Module``).
         """
-        return self._compiled(partner, purpose, _check_request(partner, purpose, fields))
+        key = _check_request(partner, purpose, fields)
+        self.check_names(partner, purpose)
+        return self._compiled(partner, purpose, key)
+
+    def check_names(self, partner: str, purpose: str) -> None:
+        """Raise ``avgpolicy.UnknownNameError`` (a ValueError, with "did you mean") when the policy
+        set does not declare ``partner`` or ``purpose``; what compile, filter, plan and export call
+        first, so that a misspelt name is an error rather than an empty feed."""
+        model = self.model
+        if partner not in model.partners:
+            raise UnknownNameError("partner", partner, rt.suggest(partner, model.partners), model.partners)
+        if purpose not in model.purposes:
+            raise UnknownNameError("purpose", purpose, rt.suggest(purpose, model.purposes), model.purposes)
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses, maxsize and current size of the compile cache."""
@@ -167,6 +204,7 @@ class Policy:
         moment of this call, for the whole batch.
         """
         key = _check_request(partner, purpose, fields)
+        self.check_names(partner, purpose)
         _check_moment(at)
         if isinstance(students, (str, bytes, Mapping)) or not isinstance(students, Iterable):
             raise TypeError(f"students must be an iterable of student records, not {type(students).__name__}")

@@ -35,6 +35,9 @@ Canonical reason order for one field (both engines):
 from __future__ import annotations
 
 import datetime
+import difflib
+import functools
+import os
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -110,6 +113,22 @@ def well_typed(value: Any, field_type: str) -> bool:
     if field_type == "set":
         return is_str_set(value)
     return type(value) is _GUARDS.get(field_type)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def raised_by_record(exc: BaseException) -> bool:
+    """Whether an exception came from the student record's own code (a key's ``__eq__`` or
+    ``__hash__``, a mapping's method): its innermost frame is neither avgpolicy's nor generated
+    code's. Such a record is decided as one that is not a mapping; anything else is a bug."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    return not (filename.startswith("<avgpolicy ") or os.path.abspath(filename).startswith(_PACKAGE))
 
 
 def as_record(value: Any) -> dict[Any, Any] | None:
@@ -387,9 +406,11 @@ def _rule_text(rule: RuleInfo) -> str:
 def reason_message(spec: Spec, field: str, partner: str, purpose: str) -> str:
     code, rule, detail = spec
     if code == "unknown_partner":
-        return f"partner {partner!r} is not declared in this policy set"
+        return f"partner {shown_name(partner)} is not declared in this policy set" + \
+            (f"; did you mean {detail!r}?" if detail else "")
     if code == "unknown_purpose":
-        return f"purpose {purpose!r} is not declared in this policy set"
+        return f"purpose {shown_name(purpose)} is not declared in this policy set" + \
+            (f"; did you mean {detail!r}?" if detail else "")
     if code == "unknown_field":
         return f"field {field!r} is not in the data catalogue"
     if code == "agreement_inactive":
@@ -455,13 +476,37 @@ def covers(rule: RuleInfo, partner: str, purpose: str, field: str) -> bool:
         rule.grant_for(field) is not None
 
 
+def suggest(name: str, declared: Any) -> str | None:
+    """The declared name closest to an unknown ``name`` (same letters in another case, else
+    difflib's best match), or None; names longer than 100 characters get no suggestion (cheap)."""
+    if type(name) is not str or len(name) > 100:
+        return None
+    return _suggest(name, tuple(declared))
+
+
+@functools.lru_cache(maxsize=512)
+def _suggest(name: str, declared: tuple[str, ...]) -> str | None:
+    folded = name.casefold()
+    for candidate in declared:
+        if candidate.casefold() == folded:
+            return candidate
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def shown_name(name: str) -> str:
+    """A name as messages quote it: repr, cut after 80 characters."""
+    return repr(name) if len(name) <= 80 else repr(name[:80]) + f"... ({len(name)} characters)"
+
+
 def static_specs(model: Any, partner: str, purpose: str, field: str) -> tuple[Spec, ...]:
-    """The unknown_partner/unknown_purpose/unknown_field specs of a request field (may be empty)."""
+    """The unknown_partner/unknown_purpose/unknown_field specs of a request field (may be empty);
+    the detail of an unknown partner or purpose is the declared name it is closest to, or None."""
     out: list[Spec] = []
     if partner not in model.partners:
-        out.append(("unknown_partner", None, partner))
+        out.append(("unknown_partner", None, suggest(partner, model.partners)))
     if purpose not in model.purposes:
-        out.append(("unknown_purpose", None, purpose))
+        out.append(("unknown_purpose", None, suggest(purpose, model.purposes)))
     if field not in model.catalogue.fields:
         out.append(("unknown_field", None, field))
     return tuple(out)

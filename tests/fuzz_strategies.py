@@ -1,7 +1,9 @@
 """Fuzz generators: structured valid .avg policy sets, their rendering as text, and mutations.
 
 ``policy_specs()`` draws a ``PolicySpec`` that obeys every validation rule of the
-language spec (section 5), so it loads without errors; ``render(spec, layout)``
+language spec (sections 5 and 7: a v2 set with a controller, partner roles and kinds,
+agreements with coverage, laws, purpose kinds, DPIAs, key and left fields), so it
+loads without errors; ``render(spec, layout)``
 writes it as text with varied whitespace, comments and parentheses;
 ``mutated_texts()`` breaks such texts token by token (delete, duplicate, swap,
 truncate, insert junk). ``students_for(spec)`` and ``moments()`` give records and
@@ -23,7 +25,7 @@ KEYWORDS = frozenset((
     "dataset", "partner", "purpose", "consent", "permit", "forbid", "test", "subject", "reconfirm_at_16",
     "valid", "from", "until", "agreement", "except", "fields", "as", "basis", "art9", "students", "where",
     "retain", "note", "or", "and", "not", "in", "true", "false", "at", "student", "by", "on", "withdrawn",
-    "expect", "allow", "deny", "because",
+    "expect", "allow", "deny", "because", "controller", "dpia", "key", "left",
 ))
 
 FIELD_TYPES = ("text", "int", "bool", "date", "set")
@@ -31,10 +33,23 @@ SENSITIVITIES = ("anonymous", "pseudonym", "personal", "sensitive", "special", "
 PLAIN_BASES = ("contract", "legal_obligation", "vital_interest", "public_task", "legitimate_interest")
 ART9_GROUNDS = ("explicit_consent", "employment", "vital_interest", "public_data", "legal_claims",
                 "substantial_public_interest", "health_care", "public_health", "archiving")
-DURATION_UNITS = ("day", "days", "week", "weeks", "month", "months", "year", "years")
+DURATION_UNITS = ("hour", "hours", "day", "days", "week", "weeks", "month", "months", "year", "years")
 REASON_CODES = ("agreement_inactive", "forbidden", "permitted", "no_permit", "outside_window",
                 "not_in_subset", "no_consent", "missing_attribute", "unknown_field", "unknown_partner",
-                "unknown_purpose", "inform_student")
+                "unknown_purpose", "inform_student", "outside_agreement", "left_school")
+LAWS = ("Wet op het primair onderwijs, art. 178a", "WVO 2020, art. 2.2", 'Leerplichtwet 1969 "art. 21"',
+        "Wet pseudonimisering \\ art. 2")
+# Kinds safe for any generated permit (no `publication`: it needs consent; no `parent_information`:
+# it needs `age < 18`); consent for the first four is a warning only.
+PURPOSE_KINDS = ("education", "organisation", "funding", "compulsory_education", "care", "research",
+                 "transfer", "archive", "other")
+# art. 9 grounds that fit any purpose kind (explicit_consent is added with a topic)
+ANY_PURPOSE_GROUNDS = ("vital_interest", "public_data", "legal_claims")
+PROCESSOR_KINDS = ("vendor", "research", "exam", "other", "care")
+CONTROLLER_PARTNER_KINDS = ("government", "school", "swv", "exam", "care", "research")
+EEA_LOCATIONS = ("NL", "DE", "BE", "IS", "NO")
+#: the codes that can explain a denied field (`expect deny ... because CODE`)
+DENY_CODES = tuple(c for c in REASON_CODES if c not in ("permitted", "inform_student"))
 COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
 CONSENT_PARTIES = ("parent", "student")
 
@@ -53,6 +68,7 @@ class FieldSpec:
     name: str
     type: str
     sensitivity: str
+    role: str | None = None  # "key" | "left"
 
 
 @dataclass(frozen=True)
@@ -70,20 +86,45 @@ class WindowSpec:
 
 
 @dataclass(frozen=True)
+class AgreementSpec:
+    reference: str
+    window: WindowSpec
+    covers: tuple[RefSpec, ...] | None = None
+    purposes: tuple[str, ...] | None = None
+    retain: tuple[int, str] | None = None
+    breach: tuple[int, str] | None = None
+    dpia: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
 class PartnerSpec:
     name: str
     title: str | None
-    agreements: tuple[tuple[str, WindowSpec], ...]
+    agreements: tuple[AgreementSpec, ...]
     braces: bool = False  # `partner p "t" {}` with no agreements
+    role: str | None = None
+    kind: str | None = None
+    location: str | None = None
+    transfer: str | None = None
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    title: str
+    kind: str | None = None  # None: the default (public)
+    dpo: str | None = None
+    breach_handling: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)
 class NamedSpec:
-    """A purpose or a consent topic."""
+    """A purpose (with its kind) or a consent topic (reconfirm)."""
 
     name: str
     title: str | None
     reconfirm: bool = False
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,12 +156,13 @@ class RuleSpec:
     partner: Selector
     purpose: Selector | None
     refs: tuple[RefSpec, ...]
-    basis: str | None = None  # "contract" or "consent(topic)"
-    art9: str | None = None
+    basis: str | None = None  # "contract", "consent(topic)" or 'legal_obligation("law")'
+    art9: str | None = None  # a ground, or "explicit_consent(topic)"
     condition: Expr | None = None
     window: WindowSpec | None = None
     retain: tuple[int, str] | None = None
     note: str | None = None
+    dpia: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +184,7 @@ class PolicySpec:
     topics: tuple[NamedSpec, ...]
     rules: tuple[RuleSpec, ...]
     tests: tuple[TestSpec, ...] = ()
+    controller: ControllerSpec | None = None
 
     @property
     def subject(self) -> DatasetSpec:
@@ -294,32 +337,59 @@ def conditions(subject: DatasetSpec, max_leaves: int = 6) -> st.SearchStrategy[E
 @st.composite
 def policy_specs(draw: st.DrawFn, *, max_rules: int = 6, with_tests: bool = True,
                  max_datasets: int = 3) -> PolicySpec:
-    """A policy set that obeys every validation rule of spec section 5 (warnings allowed)."""
+    """A policy set that obeys every validation rule of spec sections 5 and 7 (warnings allowed).
+
+    v2 rules kept: at most one controller; `legitimate_interest` only under a private one;
+    a partner without agreements is a controller or joint controller of a kind that may
+    receive special data; agreements (unique references) cover every field and purpose
+    that permits give their partner, retain no less than any permit and leave breach +
+    breach_handling within 72 hours; laws on `legal_obligation`/`public_task`; purpose
+    kinds that need no extra condition; art. 9 grounds that fit any kind, with
+    `explicit_consent(TOPIC)`; a DPIA on every permit of special or criminal data. No permit
+    grants a `national_id` field (its partner-kind and pseudonym rules are tested by hand).
+    """
     d = Drawer(draw)
     used: set[str] = set()
     datasets = []
     for i, ds in enumerate(d.names(1, max_datasets, used, "leerling")):
         fields = [FieldSpec(n, d.pick(FIELD_TYPES), d.pick(SENSITIVITIES))
-                  for n in d.names(1, 5, {"age", BIRTHDATE}, "veld")]
+                  for n in d.names(1, 5, {"age", BIRTHDATE, "uitschrijfdatum"}, "veld")]
         if i == 0 and d.coin():
             fields.insert(d.count(0, len(fields)), FieldSpec(BIRTHDATE, "date", "personal"))
+        if i == 0 and d.coin():
+            fields.insert(d.count(0, len(fields)), FieldSpec("uitschrijfdatum", "date", "personal", "left"))
+        if i == 0 and d.coin():
+            keys = [k for k, f in enumerate(fields) if f.type in ("text", "int") and f.role is None]
+            if keys:
+                k = d.pick(keys)
+                fields[k] = FieldSpec(fields[k].name, fields[k].type, fields[k].sensitivity, "key")
         datasets.append(DatasetSpec(ds, d.title(), i == 0, tuple(fields)))
     subject = datasets[0]
 
+    controller = None
+    if d.coin(0.7):
+        controller = ControllerSpec(d.text(12), d.maybe(d.pick(["public", "private"])),
+                                    d.maybe("fg@" + d.ident() + ".nl"),
+                                    d.maybe(d.pick([(24, "hours"), (1, "day"), (12, "hours"), (1, "hour")])))
+    private = controller is not None and controller.kind == "private"
+
     partner_names = d.names(1, 4, used, "snappet")
-    partners = [PartnerSpec(p, d.title(), tuple((d.text(8), d.window()) for _ in range(d.count(0, 2))),
-                            braces=d.coin())
-                for p in partner_names]
-    purposes = [NamedSpec(n, d.title()) for n in d.names(1, 3, used, "leermiddelen")]
+    partner_windows = {p: [d.window() for _ in range(d.count(0, 2))] for p in partner_names}
+    purposes = [NamedSpec(n, d.title(), kind=d.maybe(d.pick(PURPOSE_KINDS)))
+                for n in d.names(1, 3, used, "leermiddelen")]
     topics = [NamedSpec(n, d.title(), d.coin()) for n in d.names(0, 2, used, "beeld")]
     all_fields = [(ds.name, f) for ds in datasets for f in ds.fields]
+    permit_fields = [(dsn, f) for dsn, f in all_fields if f.sensitivity != "national_id"]
 
     rules = []
     for rname in d.names(0, max_rules, used, "regel"):
         effect = d.pick(["permit", "forbid"])
+        pool = all_fields if effect == "forbid" else permit_fields
+        if not pool:
+            effect, pool = "forbid", all_fields
         by_ds: dict[str, dict[str, FieldSpec]] = {}
         for _ in range(d.count(1, 4)):
-            dsn, f = d.pick(all_fields)
+            dsn, f = d.pick(pool)
             by_ds.setdefault(dsn, {})[f.name] = f
         refs: list[RefSpec] = []
         covered: list[FieldSpec] = []
@@ -327,6 +397,8 @@ def policy_specs(draw: st.DrawFn, *, max_rules: int = 6, with_tests: bool = True
             ds = next(x for x in datasets if x.name == dsn)
             fs = list(chosen.values())
             style = d.pick(["one", "one", "group", "all"])
+            if style == "all" and effect == "permit" and any(f.sensitivity == "national_id" for f in ds.fields):
+                style = "group"
             if style == "all":
                 refs.append(RefSpec(dsn, ()))
                 covered.extend(ds.fields)
@@ -344,16 +416,19 @@ def policy_specs(draw: st.DrawFn, *, max_rules: int = 6, with_tests: bool = True
                     refs.append(RefSpec(dsn, (f.name,), transform))
                     covered.append(f)
         sens = {f.sensitivity for f in covered}
-        basis = art9 = retain = None
+        basis = art9 = retain = dpia = None
         if effect == "permit":
-            if "national_id" in sens:
-                basis = "legal_obligation"
-            elif "criminal" in sens:
+            if "criminal" in sens:
                 basis = d.pick(["legal_obligation", "public_task"])
             else:
-                basis = d.pick(list(PLAIN_BASES) + [f"consent({t.name})" for t in topics])
+                plain = [b for b in PLAIN_BASES if private or b != "legitimate_interest"]
+                basis = d.pick(plain + [f"consent({t.name})" for t in topics])
+            if basis in ("legal_obligation", "public_task"):
+                basis = f"{basis}({quote(d.pick(LAWS))})"
             if "special" in sens:
-                art9 = d.pick(ART9_GROUNDS)
+                art9 = d.pick([*ANY_PURPOSE_GROUNDS, *(f"explicit_consent({t.name})" for t in topics)])
+            if sens & {"special", "criminal"}:
+                dpia = "DPIA-" + d.text(6)
             retain = d.maybe((d.count(1, 30), d.pick(DURATION_UNITS)))
         purpose = d.selector([p.name for p in purposes])
         if effect == "forbid" and d.coin():
@@ -361,8 +436,51 @@ def policy_specs(draw: st.DrawFn, *, max_rules: int = 6, with_tests: bool = True
         rules.append(RuleSpec(
             effect, rname, d.selector(partner_names), purpose, tuple(refs), basis, art9,
             d.condition(subject) if d.coin() else None, d.window() if d.coin() else None, retain,
-            d.text(20) if d.coin() else None,
+            d.text(20) if d.coin() else None, dpia,
         ))
+
+    partners = []
+    for p in partner_names:
+        granted: dict[str, RefSpec] = {}
+        purposes_given: set[str] | None = set()
+        for r in rules:
+            if r.effect != "permit" or r.partner.everything == (p in r.partner.names):
+                continue
+            for ref in r.refs:
+                for f in (ref.fields or [f.name for f in next(x for x in datasets if x.name == ref.dataset).fields]):
+                    granted.setdefault(f"{ref.dataset}.{f}", RefSpec(ref.dataset, (f,)))
+            if r.purpose is None or r.purpose.everything:
+                purposes_given = None
+            elif purposes_given is not None:
+                purposes_given.update(r.purpose.names)
+        agreements = []
+        for k, w in enumerate(partner_windows[p]):
+            covers = None
+            if d.coin(0.7):
+                extra = [RefSpec(dsn, (f.name,)) for dsn, f in all_fields if d.coin(0.2)]
+                covers = tuple({x.dataset + "." + x.fields[0]: x for x in [*granted.values(), *extra]}.values())
+                if not covers:
+                    covers = None
+            purposes_cov = None
+            if purposes_given is not None and d.coin(0.7):
+                purposes_cov = tuple(sorted(purposes_given | {u.name for u in purposes if d.coin(0.2)})) or None
+            agreements.append(AgreementSpec(
+                f"{k}-" + d.text(8), w, covers, purposes_cov, d.maybe((d.count(31, 99), "years")),
+                d.maybe(d.pick([(24, "hours"), (48, "hours"), (2, "days"), (1, "day"), (30, "hours")])),
+                d.maybe("DPIA-" + d.text(6)), d.maybe(d.pick(["convenant_3", "convenant_4", "own"]))))
+        if agreements:
+            role = d.maybe("processor")
+            kind = d.maybe(d.pick(PROCESSOR_KINDS))
+        else:
+            role = d.pick(["controller", "joint_controller"])
+            kind = d.pick(CONTROLLER_PARTNER_KINDS)
+        location = transfer = None
+        if d.coin(0.3):
+            location = d.pick([*EEA_LOCATIONS, "US", "IN"])
+            if location in ("US", "IN"):
+                transfer = d.pick(["scc", "bcr", "derogation"])
+        partners.append(PartnerSpec(p, d.title(), tuple(agreements), braces=d.coin(), role=role, kind=kind,
+                                    location=location, transfer=transfer))
 
     tests = []
     for tname in (d.names(0, 2, used, "toets") if with_tests else []):
@@ -383,12 +501,13 @@ def policy_specs(draw: st.DrawFn, *, max_rules: int = 6, with_tests: bool = True
         for _ in range(d.count(1, 2)):
             dsn, f = d.pick(all_fields)
             allow = d.coin()
-            because = None if allow else d.maybe(d.pick(REASON_CODES))
+            because = None if allow else d.maybe(d.pick(DENY_CODES))
             expects.append((allow, (RefSpec(dsn, (f.name,)),), because))
         at = d.date() if d.coin() else d.datetime()
         tests.append(TestSpec(tname, at, d.pick(partner_names), d.pick([p.name for p in purposes]),
                               tuple(student), tuple(consents), tuple(expects)))
-    return PolicySpec(tuple(datasets), tuple(partners), tuple(purposes), tuple(topics), tuple(rules), tuple(tests))
+    return PolicySpec(tuple(datasets), tuple(partners), tuple(purposes), tuple(topics), tuple(rules), tuple(tests),
+                      controller)
 
 
 def rename_spec(spec: PolicySpec, rename: Any) -> PolicySpec:
@@ -416,22 +535,32 @@ def rename_spec(spec: PolicySpec, rename: Any) -> PolicySpec:
     def basis(b: str | None) -> str | None:
         if b is not None and b.startswith("consent("):
             return f"consent({r(b[8:-1])})"
+        if b is not None and b.startswith("explicit_consent("):
+            return f"explicit_consent({r(b[17:-1])})"
         return b
+
+    def agreement(a: AgreementSpec) -> AgreementSpec:
+        return AgreementSpec(a.reference, a.window, None if a.covers is None else tuple(map(ref, a.covers)),
+                             None if a.purposes is None else tuple(map(r, a.purposes)), a.retain, a.breach,
+                             a.dpia, a.model)
 
     return PolicySpec(
         tuple(DatasetSpec(r(d.name), d.title, d.subject,
-                          tuple(FieldSpec(r(f.name), f.type, f.sensitivity) for f in d.fields))
+                          tuple(FieldSpec(r(f.name), f.type,
+                                          f.sensitivity, f.role) for f in d.fields))
               for d in spec.datasets),
-        tuple(PartnerSpec(r(p.name), p.title, p.agreements, p.braces) for p in spec.partners),
-        tuple(NamedSpec(r(u.name), u.title, u.reconfirm) for u in spec.purposes),
+        tuple(PartnerSpec(r(p.name), p.title, tuple(map(agreement, p.agreements)), p.braces, p.role, p.kind,
+                          p.location, p.transfer) for p in spec.partners),
+        tuple(NamedSpec(r(u.name), u.title, u.reconfirm, u.kind) for u in spec.purposes),
         tuple(NamedSpec(r(t.name), t.title, t.reconfirm) for t in spec.topics),
         tuple(RuleSpec(x.effect, r(x.name), sel(x.partner), sel(x.purpose), tuple(map(ref, x.refs)),
-                       basis(x.basis), x.art9, None if x.condition is None else expr(x.condition), x.window,
-                       x.retain, x.note) for x in spec.rules),
+                       basis(x.basis), basis(x.art9), None if x.condition is None else expr(x.condition),
+                       x.window, x.retain, x.note, x.dpia) for x in spec.rules),
         tuple(TestSpec(t.name and r(t.name), t.at, r(t.partner), r(t.purpose),
                        tuple((r(k), v) for k, v in t.student),
                        tuple((r(c[0]), *c[1:]) for c in t.consents),
                        tuple((a, tuple(map(ref, refs)), b) for a, refs, b in t.expects)) for t in spec.tests),
+        spec.controller,
     )
 
 
@@ -536,6 +665,8 @@ def rule_clauses(r: RuleSpec, layout: Layout) -> list[str]:
         clauses.append(f"retain {r.retain[0]} {r.retain[1]}")
     if r.note is not None:
         clauses.append(f"note {quote(r.note)}")
+    if r.dpia is not None:
+        clauses.append(f"dpia {quote(r.dpia)}")
     layout._rng.shuffle(clauses)  # clause order does not matter
     return clauses
 
@@ -544,19 +675,38 @@ def render_declarations(spec: PolicySpec, layout: Layout | None = None) -> list[
     """Each declaration of ``spec`` as its own text (no trailing newline)."""
     layout = layout or Layout()
     out: list[str] = []
+    sep = layout.sep
+    if spec.controller is not None:
+        c = spec.controller
+        clauses = []
+        if c.kind is not None:
+            clauses.append(f"kind{sep()}{c.kind}")
+        if c.dpo is not None:
+            clauses.append(f"dpo{sep()}{quote(c.dpo)}")
+        if c.breach_handling is not None:
+            clauses.append(f"breach_handling{sep()}{c.breach_handling[0]} {c.breach_handling[1]}")
+        layout._rng.shuffle(clauses)
+        body = f" {{{sep()}{sep().join(clauses)}{sep()}}}" if clauses or layout._rng.random() < 0.5 else ""
+        out.append(f"controller {quote(c.title)}{body}")
     for d in spec.datasets:
         head = f"dataset {d.name}" + (f" {quote(d.title)}" if d.title is not None else "")
         head += " subject" if d.subject else ""
-        body = layout.sep().join(f"{f.name} {f.type} {f.sensitivity}" for f in d.fields)
-        out.append(f"{head} {{{layout.sep()}{body}{layout.sep()}}}")
+        body = sep().join(f"{f.name} {f.type} {f.sensitivity}" + (f"{sep()}{f.role}" if f.role else "")
+                          for f in d.fields)
+        out.append(f"{head} {{{sep()}{body}{sep()}}}")
     for p in spec.partners:
         text = f"partner {p.name}" + (f" {quote(p.title)}" if p.title is not None else "")
-        if p.agreements or p.braces:
-            inner = layout.sep().join(f"agreement {quote(ref)} {window_text(w)}" for ref, w in p.agreements)
-            text += f" {{{layout.sep()}{inner}{layout.sep()}}}"
+        items = [agreement_text(a, layout) for a in p.agreements]
+        for word, value in (("role", p.role), ("kind", p.kind), ("location", p.location), ("transfer", p.transfer)):
+            if value is not None:
+                items.append(f"{word}{sep()}{value}")
+        layout._rng.shuffle(items)  # clauses and agreements in any order
+        if items or p.braces:
+            text += f" {{{sep()}{sep().join(items)}{sep()}}}"
         out.append(text)
     for u in spec.purposes:
-        out.append(f"purpose {u.name}" + (f" {quote(u.title)}" if u.title is not None else ""))
+        out.append(f"purpose {u.name}" + (f" {quote(u.title)}" if u.title is not None else "")
+                   + (f"{sep()}kind{sep()}{u.kind}" if u.kind is not None else ""))
     for t in spec.topics:
         out.append(f"consent {t.name}" + (f" {quote(t.title)}" if t.title is not None else "")
                    + (" reconfirm_at_16" if t.reconfirm else ""))
@@ -580,6 +730,27 @@ def render_declarations(spec: PolicySpec, layout: Layout | None = None) -> list[
                            + (f" because {because}" if because else ""))
         out.append(f"test {t.name} {{{layout.sep()}{layout.sep().join(clauses)}{layout.sep()}}}")
     return out
+
+
+def agreement_text(a: AgreementSpec, layout: Layout) -> str:
+    sep = layout.sep
+    text = f"agreement {quote(a.reference)} {window_text(a.window)}"
+    clauses = []
+    if a.covers is not None:
+        clauses.append(f"covers{sep()}{', '.join(ref_text(r) for r in a.covers)}")
+    if a.purposes is not None:
+        clauses.append(f"purposes{sep()}{', '.join(a.purposes)}")
+    for word, value in (("retain", a.retain), ("breach", a.breach)):
+        if value is not None:
+            clauses.append(f"{word} {value[0]}{sep()}{value[1]}")
+    if a.dpia is not None:
+        clauses.append(f"dpia {quote(a.dpia)}")
+    if a.model is not None:
+        clauses.append(f"model {a.model}")
+    layout._rng.shuffle(clauses)
+    if clauses or layout._rng.random() < 0.2:
+        text += f"{sep()}{{{sep()}{sep().join(clauses)}{sep()}}}"
+    return text
 
 
 def render(spec: PolicySpec, layout: Layout | None = None, *, shuffle: bool = True) -> str:

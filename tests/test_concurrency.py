@@ -79,6 +79,7 @@ FIELDS = ["leerling.id", "leerling.school", "leerling.leerjaar", "leerling.geboo
 REQUESTS = [(p, u, fs) for p, u in itertools.product(["snappet", "dus-i", "app", "onbekend"],
                                                      ["leermiddelen", "communicatie"])
             for fs in (FIELDS[:3], FIELDS[2:6], [FIELDS[5]], FIELDS[3:8], FIELDS[:1], FIELDS)]
+DECLARED = [r for r in REQUESTS if r[0] != "onbekend"]  # compile and filter raise UnknownNameError for the rest
 MOMENTS = [datetime.date(2025, 8, 31), datetime.date(2025, 9, 1), datetime.date(2025, 12, 31),
            datetime.date(2026, 1, 1), datetime.date(2026, 3, 31), datetime.date(2026, 4, 1),
            datetime.datetime(2026, 7, 31, 23, 59), datetime.date(2026, 8, 1),
@@ -171,13 +172,13 @@ def test_held_functions_specialise_epochs_from_many_threads() -> None:
     """Fresh functions (no epoch built yet) called by 8 threads at once, across every moment."""
     expected = single_threaded(i for i in range(len(CASES)) if any((i + k) % 16 == 0 for k in range(THREADS)))
     policy = avgpolicy.loads(POLICY, cache_size=2)
-    checks = {i: policy.compile(*r) for i, r in enumerate(REQUESTS)}
+    checks = {i: policy.compile(*r) for i, r in enumerate(REQUESTS) if r in DECLARED}
     index = {(tuple(r[2]), r[0], r[1]): i for i, r in enumerate(REQUESTS)}
     mismatches: list[int] = []
 
     def work(k: int) -> None:
         for i, ((p, u, fs), s, m) in enumerate(CASES):
-            if (i + k) % 16:
+            if (i + k) % 16 or p == "onbekend":
                 continue
             check = checks[index[(tuple(fs), p, u)]]
             if check(STUDENTS[s], at=m).to_dict() != expected[i]:
@@ -191,11 +192,11 @@ def test_held_functions_specialise_epochs_from_many_threads() -> None:
 def test_filter_from_many_threads() -> None:
     policy = avgpolicy.loads(POLICY, cache_size=3, pseudonym_key=b"concurrency-key-0123456789abcdef")
     at = datetime.date(2025, 10, 1)
-    want = {(*r[:2], tuple(r[2])): list(policy.filter(*r, STUDENTS, at=at)) for r in REQUESTS}
+    want = {(*r[:2], tuple(r[2])): list(policy.filter(*r, STUDENTS, at=at)) for r in DECLARED}
     bad: list[tuple[Any, ...]] = []
 
     def work(k: int) -> None:
-        for r in REQUESTS[k::2]:
+        for r in DECLARED[k::2]:
             key = (*r[:2], tuple(r[2]))
             if list(policy.filter(*r, STUDENTS, at=at)) != want[key]:
                 bad.append(key)

@@ -55,6 +55,10 @@ def progress(name: str) -> None:
                 out.write(f"{time.strftime('%H:%M:%S')} {name}: {_counts[name]} examples\n")
 
 
+def _declared(policy: avgpolicy.Policy, partner: str, purpose: str) -> bool:
+    return partner in policy.model.partners and purpose in policy.model.purposes
+
+
 def agree(policy: avgpolicy.Policy, partner: str, purpose: str, fields: list[str], student: Any, at: Any) -> None:
     """The compiled function, cold and held, gives exactly the interpreter's decision."""
     expected = policy.decide(partner, purpose, fields, student, at=at, engine="interpreted")
@@ -62,6 +66,10 @@ def agree(policy: avgpolicy.Policy, partner: str, purpose: str, fields: list[str
     assert expected.to_dict() == actual.to_dict()
     assert expected == actual
     assert expected.explain() == actual.explain()
+    if not _declared(policy, partner, purpose):  # decided by the interpreter; nothing to compile
+        with pytest.raises(avgpolicy.UnknownNameError):
+            policy.compile(partner, purpose, fields)
+        return
     check = policy.compile(partner, purpose, fields)
     assert expected == check(student, at=at)
     for ref, fd in expected.fields.items():  # per field: outcome, rule, basis, transform, reasons
@@ -73,6 +81,11 @@ def filter_agrees(policy: avgpolicy.Policy, partner: str, purpose: str, fields: 
     """filter yields, per student with something permitted, exactly the fields decide allows."""
     if isinstance(at, datetime.datetime) and at.tzinfo is None:
         at = at.replace(tzinfo=policy.zone)
+    if not _declared(policy, partner, purpose):  # an undeclared name is an error, not an empty feed
+        with pytest.raises(avgpolicy.UnknownNameError):
+            policy.filter(partner, purpose, fields, batch, at=at)
+        assert not any(policy.decide(partner, purpose, fields, s, at=at).allowed for s in batch)
+        return
     rows = list(policy.filter(partner, purpose, fields, batch, at=at))
     again = list(policy.filter(partner, purpose, fields, batch, at=at))
     assert rows == again  # pseudonyms are deterministic

@@ -242,6 +242,7 @@ def test_a_condition_too_large_to_generate_filters_through_the_held_check():
 def test_nothing_can_be_allowed_yields_nothing(policy):
     for partner, purpose, fields in [("snappet", "leermiddelen", ["leerling.bsn"]),  # no permit
                                      ("snappet", "leermiddelen", ["leerling.zorgnotitie"]),  # forbidden
-                                     ("nobody", "leermiddelen", ["leerling.roepnaam"]),  # unknown partner
                                      ("snappet", "leermiddelen", ["leerling.nope"])]:  # unknown field
         assert [] == list(policy.filter(partner, purpose, fields, [student(zorgnotitie="x")], at=OCT))
+    with pytest.raises(avgpolicy.UnknownNameError):  # an unknown partner is an error, not an empty feed
+        policy.filter("nobody", "leermiddelen", ["leerling.roepnaam"], [student(zorgnotitie="x")], at=OCT)

@@ -43,7 +43,7 @@ HEADER = """dataset leerling subject {
     leerjaar int personal
     geboortedatum date personal
 }
-partner snappet
+partner snappet { role controller kind school }
 purpose leermiddelen
 """
 
@@ -254,7 +254,7 @@ test t {
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0c", "\x1e"])
 def test_caret_shows_the_diagnostic_line_after_unicode_line_separators(separator: str) -> None:
-    text = HEADER + f'partner school "een{separator}twee"\npurpose fout "x" "y"\n'
+    text = HEADER + f'partner school "een{separator}twee" {{ role controller }}\npurpose fout "x" "y"\n'
     result = load_or_error(text)
     assert isinstance(result, PolicyError)
     d = result.errors[0]
@@ -277,10 +277,14 @@ def _big_valid_text(target_bytes: int) -> str:
     size = sum(map(len, parts))
     i = 0
     while size < target_bytes:
-        block = (f"partner p{i} \"Partner {i}\" {{ agreement \"DPA-{i}\" valid from 2025-01-01 until 2027-12-31 }}\n"
+        basis = ("contract", "consent(foto)", 'public_task("WVO 2020, art. 2.2")')[i % 3]
+        block = (f"partner p{i} \"Partner {i}\" {{\n  role processor kind vendor location NL\n"
+                 f"  agreement \"DPA-{i}\" valid from 2025-01-01 until 2027-12-31 {{\n"
+                 f"    covers leerling.{{school, leerjaar, geboortedatum}} purposes u{i % 20}, leermiddelen\n"
+                 f"    retain 5 years breach 24 hours model convenant_4\n  }}\n}}\n"
                  f"permit r{i} {{\n  partner p{i}\n  purpose u{i % 20}, leermiddelen\n"
                  f"  fields leerling.{{school, leerjaar}}, leerling.geboortedatum as year\n"
-                 f"  basis {'contract' if i % 2 else 'consent(foto)'}\n"
+                 f"  basis {basis}\n"
                  f"  students where school in [\"{i:04d}AB\", \"34CD\"] and (leerjaar >= {i % 8} or age < 12)\n"
                  f"  valid from 2025-08-01 until 2026-07-31\n  retain {1 + i % 5} years\n"
                  f"  note \"regel {i}\"\n}}\n"

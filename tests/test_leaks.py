@@ -107,10 +107,14 @@ def outputs(policy: avgpolicy.Policy) -> Iterator[tuple[str, str]]:
     yield "repr(policy)", repr(policy)
     yield "str(policy)", str(policy)
     for partner, purpose in REQUESTS:
-        check = policy.compile(partner, purpose, FIELDS)
-        check.specialise_all()
-        yield "check.source", check.source
-        yield "repr(check)", repr(check)
+        try:
+            check = policy.compile(partner, purpose, FIELDS)
+        except avgpolicy.UnknownNameError as exc:  # nothing is compiled for an undeclared name
+            yield "the unknown name error", f"{exc} {exc!r}"
+        else:
+            check.specialise_all()
+            yield "check.source", check.source
+            yield "repr(check)", repr(check)
         for student in students():
             for at in MOMENTS:
                 for engine in ("compiled", "interpreted"):

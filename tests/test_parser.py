@@ -115,7 +115,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 from avgpolicy import fastparse  # noqa: E402
 
-_names = st.sampled_from(["a", "dus-i", "x_1", "leerling", "leerjaar", "school", "permit", "student", "in", "age"])
+_names = st.sampled_from(["a", "dus-i", "x_1", "leerling", "leerjaar", "school", "permit", "student", "in", "age",
+                          "kind", "role", "controller", "key", "dpia", "covers"])
 _ws = st.sampled_from([" ", "\n", "  ", "\t", " # comment\n", "\r\n"])
 _literals = st.one_of(
     st.integers(-20, 2030).map(str), st.sampled_from(['"12AB"', '"a \\"q\\" b"', '""', "true", "false",
@@ -156,7 +157,10 @@ _clauses = st.one_of(
     st.sampled_from(["fields leerling.{roepnaam, id}, leerling.id as pseudonym, absentie.*",
                      "fields leerling.roepnaam", "fields leerling.", "basis consent(beeld)", "basis contract",
                      "basis consent", "art9 health_care", "valid from 2025-08-01 until 2026-07-31",
-                     "valid until 2026-07-31", "valid", "retain 2 years", "retain -1 day", 'note "n"']),
+                     "valid until 2026-07-31", "valid", "retain 2 years", "retain -1 day", 'note "n"',
+                     'basis legal_obligation("WPO, art. 178a")', 'basis public_task("a \\"b\\"")',
+                     "basis public_task()", "basis legal_obligation(wet)", "art9 explicit_consent(zorg)",
+                     "art9 explicit_consent()", 'dpia "DPIA-1"', "dpia x", "retain 5 hours"]),
     _conditions.map(lambda c: f"students where {c}"))
 
 _test_clauses = st.sampled_from([
@@ -168,21 +172,44 @@ _test_clauses = st.sampled_from([
     "expect deny leerling.*", "expect maybe leerling.x"])
 
 
+_partner_clauses = st.sampled_from([
+    "role processor", "role controller", "role joint_controller", "kind vendor", "kind", "location NL",
+    "location US", "transfer scc", "transfer", "rol processor", "kind a, b", 'kind "x"', "role permit"])
+_agreement_clauses = st.sampled_from([
+    "model convenant_4", "covers leerling.{eckid, roepnaam}, leerling.id, lesgroep.*", "covers leerling",
+    "covers leerling.id as pseudonym", "purposes leermiddelen, toets", "purposes", "retain 1 year",
+    "retain 2", "breach 24 hours", "breach 1 hour", "breach 24", 'dpia "DPIA-1"', "dpia", "modell own",
+    "covers leerling.a, b", "breach 24 hours, 2 days"])
+_controller_clauses = st.sampled_from([
+    "kind public", "kind private", 'dpo "fg@school.nl"', "dpo fg", "breach_handling 24 hours",
+    "breach_handling 1 day", "breach_handling", "kind", "knd public", "kind public"])
+
+
 @st.composite
 def _declarations(draw):
-    kind = draw(st.integers(0, 6))
+    kind = draw(st.integers(0, 7))
     if kind == 0:
-        fields = draw(st.lists(st.tuples(_names, _names, _names).map(" ".join), max_size=3))
+        fields = draw(st.lists(st.tuples(_names, _names, _names, st.sampled_from(["", "key", "left", "kind"]))
+                               .map(" ".join), max_size=3))
         return _join(draw, ["dataset", draw(_names), draw(st.sampled_from(['"L"', ""])),
                             draw(st.sampled_from(["subject", ""])), "{", *fields, "}"])
     if kind == 1:
         agreements = draw(st.lists(st.sampled_from(['agreement "A" valid from 2025-08-01 until 2026-07-31',
-                                                    'agreement "B" valid until 2026-07-31', "agreement X"]),
+                                                    'agreement "B" valid until 2026-07-31', "agreement X",
+                                                    'agreement "C" valid from 2025-08-01 {' + _join(
+                                                        draw, draw(st.lists(_agreement_clauses, max_size=4)))
+                                                    + "}"]),
                                    max_size=2))
+        agreements += draw(st.lists(_partner_clauses, max_size=3))
+        agreements = draw(st.permutations(agreements))
         body = ["{", *agreements, "}"] if draw(st.booleans()) else []
         return _join(draw, ["partner", draw(_names), draw(st.sampled_from(['"T"', ""])), *body])
     if kind == 2:
-        return _join(draw, ["purpose", draw(_names), draw(st.sampled_from(['"T"', ""]))])
+        return _join(draw, ["purpose", draw(_names), draw(st.sampled_from(['"T"', ""])),
+                            draw(st.sampled_from(["", "kind education", "kind", "soort x", "kind controller"]))])
+    if kind == 7:
+        body = ["{", *draw(st.lists(_controller_clauses, max_size=4)), "}"] if draw(st.booleans()) else []
+        return _join(draw, ["controller", draw(st.sampled_from(['"Stichting"', "x", '""'])), *body])
     if kind == 3:
         return _join(draw, ["consent", draw(_names), draw(st.sampled_from(['"T"', ""])),
                             draw(st.sampled_from(["reconfirm_at_16", ""]))])
@@ -342,3 +369,130 @@ def test_several_declarations_on_one_line(fast):
     assert [] == diags
     assert ["a", "b", "c", "r", "s"] == [d.name.value for d in f.declarations]
     assert [1, 11, 25, 51, 74] == [d.span.column for d in f.declarations]
+
+
+# ---------------------------------------------------------------------------
+# v2 syntax (spec 7)
+
+V2_TEXT = """controller "Stichting Openbaar Onderwijs Rivierland" {
+    kind             public
+    dpo              "fg@rivierland.nl"
+    breach_handling  24 hours
+}
+dataset leerling "Leerlinggegevens" subject {
+    id               text  personal  key
+    uitschrijfdatum  date  personal  left
+    kind             text  personal
+}
+partner snappet "Snappet B.V." {
+    kind      vendor
+    agreement "VO4-2025-031" valid from 2025-08-01 until 2026-07-31 {
+        model     convenant_4
+        covers    leerling.{id, kind}, leerling.uitschrijfdatum, lesgroep.*
+        purposes  leermiddelen, toetsing
+        retain    1 year
+        breach    24 hours
+        dpia      "DPIA-leermiddelen-2025"
+    }
+    role      processor
+    location  US
+    transfer  scc
+    agreement "VO4-2024-007" valid until 2025-07-31
+}
+partner dus-i { role controller kind government }
+purpose leermiddelen "Levering en gebruik van digitaal leermateriaal" kind education
+permit zorg {
+    partner  dus-i
+    purpose  leermiddelen
+    basis    legal_obligation("Wet op het primair onderwijs, art. 178a")
+    art9     explicit_consent(zorg)
+    fields   leerling.kind
+    dpia     "DPIA-zorg"
+    retain   36 hours
+}
+"""
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_v2_declarations_parse_to_nodes_with_spans(fast):
+    f, diags = parse(Source("t.avg", V2_TEXT), fast=fast)
+    assert [] == diags
+    ctrl, ds, snappet, dus_i, purpose, rule = f.declarations
+    assert isinstance(ctrl, n.Controller)
+    assert ("Stichting Openbaar Onderwijs Rivierland", "public", "fg@rivierland.nl") == (
+        ctrl.title, ctrl.kind.value, ctrl.dpo)
+    assert (24, "hours") == (ctrl.breach_handling.amount, ctrl.breach_handling.unit.value)
+    assert ["kind", "dpo", "breach_handling"] == [k for k, _ in ctrl.clauses]
+    assert 4 == ctrl.clause_span("breach_handling").line
+    assert [("id", "key"), ("uitschrijfdatum", "left"), ("kind", None)] == [
+        (fd.name.value, fd.role and fd.role.value) for fd in ds.fields]
+    assert (7, 38) == (ds.fields[0].role.span.line, ds.fields[0].role.span.column)
+    assert ("processor", "vendor", "US", "scc") == (snappet.role.value, snappet.kind.value,
+                                                    snappet.location.value, snappet.transfer.value)
+    assert ["kind", "role", "location", "transfer"] == [k for k, _ in snappet.clauses]
+    a, old = snappet.agreements
+    assert ["leerling.id", "leerling.kind", "leerling.uitschrijfdatum", "lesgroep.*"] == [r.ref for r in a.covers]
+    assert ["leermiddelen", "toetsing"] == [p.value for p in a.purposes]
+    assert ((1, "year"), (24, "hours")) == ((a.retain.amount, a.retain.unit.value),
+                                            (a.breach.amount, a.breach.unit.value))
+    assert ("DPIA-leermiddelen-2025", "convenant_4") == (a.dpia, a.model.value)
+    assert 15 == a.clause_span("covers").line and 14 == a.clause_span("model").line
+    assert (None, None, None, None) == (old.covers, old.purposes, old.dpia, old.model)
+    assert ("controller", "government", None) == (dus_i.role.value, dus_i.kind.value, dus_i.location)
+    assert "education" == purpose.kind.value
+    assert ("legal_obligation", "Wet op het primair onderwijs, art. 178a") == (rule.basis.kind.value,
+                                                                              rule.basis.law)
+    assert ("explicit_consent", "zorg", "DPIA-zorg") == (rule.art9.value, rule.art9_topic.value, rule.dpia)
+    assert (36, "hours") == (rule.retain.amount, rule.retain.unit.value)
+    assert 34 == rule.clause_span("dpia").line
+
+
+def test_the_fast_path_parses_every_v2_form_itself():
+    from avgpolicy import fastparse as fp
+
+    for start, end, line in split_declarations(V2_TEXT):
+        fp.parse_declarations("t", V2_TEXT[start:end], line, keywords())  # no Fallback
+
+
+def test_v1_texts_keep_using_v2_clause_words_as_names():
+    f = parse_ok('dataset kind subject { role text personal\n model int personal transfer date personal }\n'
+                 'purpose covers "c"\npartner location { role controller }\n'
+                 'permit breach { partner location purpose covers fields kind.role basis contract }')
+    assert ["kind", "covers", "location", "breach"] == [d.name.value for d in f.declarations]
+
+
+def test_bare_bases_and_ground_parse_for_the_checker_to_report():
+    f = parse_ok("permit r { basis legal_obligation art9 explicit_consent }")
+    (rule,) = f.declarations
+    assert (None, None) == (rule.basis.law, rule.art9_topic)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("partner p { rol processor }", ("E001", 1, 13,
+     "unknown clause `rol` in partner `p`; expected `role`, `kind`, `location`, `transfer` or `agreement`",
+     "did you mean `role`?")),
+    ("partner p { role processor role controller }", ("E006", 1, 28,
+     "clause `role` appears more than once in partner `p`", "keep one `role` clause")),
+    ('partner p { kind "vendor" }', ("E001", 1, 13, "`kind` in partner `p` takes one name",
+                                     "write e.g. `kind public`")),
+    ("partner p { location NL, DE }", ("E001", 1, 13, "`location` in partner `p` takes one name",
+                                       "write e.g. `location NL`")),
+    ('partner p { agreement "A" valid from 2025-01-01 { covers leerling } }', ("E001", 1, 51,
+     '`covers` in agreement "A" takes fields as `dataset.field`', "write e.g. `covers leerling.{eckid, roepnaam}`")),
+    ('partner p { agreement "A" valid from 2025-01-01 { breach 24 } }', ("E001", 1, 61,
+     "unexpected `}`; expected a name", None)),
+    ('partner p { agreement "A" valid from 2025-01-01 { dpia "x" dpia "y" } }', ("E006", 1, 60,
+     'clause `dpia` appears more than once in agreement "A"', "keep one `dpia` clause")),
+    ('controller "S" { kind public dpo fg }', ("E001", 1, 30, "`dpo` in the controller takes one string",
+                                              'write e.g. `dpo "fg@school.nl"`')),
+    ('controller "S" { knd public }', ("E001", 1, 18,
+     "unknown clause `knd` in the controller; expected `kind`, `dpo` or `breach_handling`", "did you mean `kind`?")),
+    ('purpose p "t" soort education', ("E001", 1, 15, "unexpected `soort` after a purpose; expected `kind`",
+                                      "write the purpose's kind as `kind KIND`, e.g. `kind education`")),
+    ('purpose controller', ("E004", 1, 9, "`controller` is a keyword and cannot be used as a name",
+                            "choose another name, e.g. add a prefix or suffix")),
+])
+def test_v2_syntax_errors(text, expected):
+    for fast in (True, False):
+        (d,) = parse(Source("t.avg", text), fast=fast)[1]
+        assert expected == (d.code, d.line, d.column, d.message, d.help)
