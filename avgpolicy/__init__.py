@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .loader import load as load
     from .loader import loads as loads
     from .policy import Policy as Policy
+    from .sql.errors import NotTranslatable as NotTranslatable
+    from .sql.plan import Plan as Plan
     from .store import PolicyStore as PolicyStore
 
 _EXPORTS = {
@@ -32,10 +34,11 @@ _EXPORTS = {
     "ExportLog": ".exports", "ExportLogError": ".exports",
     "load": ".loader", "loads": ".loader",
     "Policy": ".policy", "PolicyStore": ".store",
+    "NotTranslatable": ".sql.errors", "Plan": ".sql.plan",
 }
 
-__all__ = ["Consent", "Decision", "Diagnostic", "FieldDecision", "Policy", "PolicyError", "PolicyStore", "Reason",
-           "__version__", "load", "loads"]
+__all__ = ["Consent", "Decision", "Diagnostic", "FieldDecision", "NotTranslatable", "Plan", "Policy", "PolicyError",
+           "PolicyStore", "Reason", "__version__", "load", "loads"]
 
 __all__ += ["ExportLog", "ExportLogError"]  # the export log (avgpolicy/exports)
 __all__ += ["UnknownNameError"]  # compile/filter/plan/export of an undeclared partner or purpose

@@ -162,6 +162,13 @@ class Policy:
         """Hits, misses, maxsize and current size of the compile cache."""
         return self._cache.info()
 
+    def plan(self, partner: str, purpose: str, fields: Sequence[str], *, at: Moment = None) -> Any:
+        """A query plan (``avgpolicy.sql.Plan``) for this request: ``plan.to_sql(...)`` gives SQL and
+        parameters, ``plan.run(connection, table=...)`` gives exactly ``filter``'s rows. ``at=None`` is
+        now. Raises ``avgpolicy.NotTranslatable`` naming the rule whose condition has no exact SQL form."""
+        from .sql.plan import make_plan  # the sql extra (sqlglot) is loaded only here
+        return make_plan(self, partner, purpose, fields, at)
+
     # -- exporting (the export log: avgpolicy/exports, imported on first use) ----
 
     #: the ExportLog that ``export`` records in when no ``log=`` is given (``load(..., export_log=)``)

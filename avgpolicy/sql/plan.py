@@ -1,0 +1,225 @@
+"""Plan: a request decided where the data lives (spec api.md, "v2: pushdown to SQL").
+
+``policy.plan(partner, purpose, fields, at=...)`` folds everything known at planning time into
+one neutral condition tree per field (``planner``); ``to_sql`` renders it for a dialect with
+bound parameters (``render``); ``run`` executes it on a connection and returns exactly the rows
+``filter`` gives for the same records, applying ``as pseudonym`` in Python after fetching.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import runtime as rt
+from . import tree as t
+from .planner import FieldPlan, plan_fields
+from .render import DIALECTS, ConsentTable, Output, Renderer
+
+if TYPE_CHECKING:
+    from ..policy import Policy
+
+KINDS = ("all", "none", "conditional")
+Columns = Mapping[str, str]
+Consents = str | Mapping[str, Any] | ConsentTable | None
+
+
+class Plan:
+    """One request (partner, purpose, fields, decision day) as a query plan.
+
+    ``kind`` is ``"none"`` when no row can receive any field, ``"all"`` when every requested field
+    that can be released is released for every student whatever their data (rows still need a
+    value to send), else ``"conditional"``.
+    """
+
+    def __init__(self, policy: Policy, partner: str, purpose: str, fields: tuple[str, ...],
+                 day: datetime.date) -> None:
+        self.policy = policy
+        self.partner = partner
+        self.purpose = purpose
+        self.fields: tuple[str, ...] = tuple(dict.fromkeys(fields))
+        self.day = day
+        self.field_plans: tuple[FieldPlan, ...] = plan_fields(policy, partner, purpose, fields, day)
+        live = [fp for fp in self.field_plans if not fp.never]
+        self.kind = "none" if not live else ("all" if all(fp.always for fp in live) else "conditional")
+
+    def __repr__(self) -> str:
+        return (f"<Plan {self.kind} partner={self.partner} purpose={self.purpose} day={self.day.isoformat()} "
+                f"fields={len(self.fields)}>")
+
+    @property
+    def needs_consents(self) -> bool:
+        """Whether the query reads the consent table."""
+        return any(_has_consent(b.condition) for fp in self.field_plans if not fp.never for b in fp.branches)
+
+    # -- SQL -------------------------------------------------------------------
+
+    def _columns(self, columns: Columns | None) -> dict[str, str]:
+        cat = self.policy.model.catalogue
+        out = {ref: info.name for ref, info in cat.fields.items()}
+        if columns is not None:
+            if not isinstance(columns, Mapping):
+                raise TypeError(f"columns must map field references to column names, not {type(columns).__name__}")
+            for ref, name in columns.items():
+                if ref not in cat.fields:
+                    raise ValueError(f"columns names {ref!r}, which is not a field of the catalogue "
+                                     "(use references such as 'leerling.roepnaam')")
+                if type(name) is not str or not name:
+                    raise ValueError(f"the column of {ref} must be a non-empty str, not {name!r}")
+                out[ref] = name
+        return out
+
+    def _consents(self, consents: Consents, columns: dict[str, str]) -> ConsentTable:
+        if consents is None:
+            table = ConsentTable()
+        elif isinstance(consents, ConsentTable):
+            table = consents
+        elif isinstance(consents, str):
+            table = ConsentTable(table=consents)
+        elif isinstance(consents, Mapping):
+            unknown = set(consents) - {"table", "student", "topic", "party", "given", "withdrawn", "key"}
+            if unknown:
+                raise ValueError(f"consents takes table, student, topic, party, given, withdrawn and key, "
+                                 f"not {sorted(unknown)}")
+            table = ConsentTable(**consents)
+        else:
+            raise TypeError(f"consents must be a table name or a mapping, not {type(consents).__name__}")
+        if table.key is None:
+            cat = self.policy.model.catalogue
+            key = getattr(cat, "key", None)
+            if key is None and "id" in cat.subject_fields:
+                key = "id"
+            if key is not None:
+                table = ConsentTable(table.table, table.student, table.topic, table.party, table.given,
+                                     table.withdrawn, columns[f"{cat.subject}.{key}"])
+        return table
+
+    def _query(self, dialect: str, table: str | Sequence[str], columns: Columns | None, consents: Consents,
+               inline: bool) -> tuple[str, dict[str, Any], list[Output]]:
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
+        cols = self._columns(columns)
+        renderer = Renderer(dialect, cols, self._consents(consents, cols), inline)
+        name = table if isinstance(table, str) else tuple(table)
+        query, outputs = renderer.query(self.field_plans, name)
+        return query.sql(dialect=dialect), renderer.params, outputs
+
+    def to_sql(self, dialect: str = "duckdb", *, table: str | Sequence[str], columns: Columns | None = None,
+               consents: Consents = None, inline: bool = False) -> tuple[str, dict[str, Any]]:
+        """``(sql, params)``: the query for ``dialect`` with named parameters in the driver's style
+        (``$p0`` for duckdb, ``:p0`` for sqlite and spark, ``%(p0)s`` for psycopg) and ``params`` the
+        dict of their values. ``inline=True`` writes the values as SQL literals instead (for a
+        ``CREATE VIEW``, which cannot take parameters); ``params`` is then empty.
+
+        The query selects one column per field and transform (``c0``, ``c1``, ...); ``run`` turns them
+        into ``filter``'s rows."""
+        sql, params, _ = self._query(dialect, table, columns, consents, inline)
+        return sql, params
+
+    # -- running ---------------------------------------------------------------
+
+    def run(self, connection: Any, *, table: str | Sequence[str], columns: Columns | None = None,
+            consents: Consents = None, dialect: str | None = None) -> list[dict[str, Any]]:
+        """Exactly the rows ``filter`` gives for the table's students: fields as requested, transforms
+        applied, a row only for a student with at least one released value.
+
+        ``connection``: a duckdb or sqlite3 connection, a psycopg connection or a SparkSession
+        (``dialect`` is worked out from it unless given)."""
+        policy = self.policy
+        if policy._pseudonymizer is None:
+            needing = policy._needs_key(self.partner, self.purpose, self.fields)
+            if needing:
+                raise ValueError(f"{needing[0]} is permitted `as pseudonym` to {self.partner}: load the policy "
+                                 "with pseudonym_key=... to filter it")
+        dialect = dialect or dialect_of(connection)
+        if self.kind == "none":
+            return []
+        sql, params, outputs = self._query(dialect, table, columns, consents, inline=False)
+        fetched = execute(connection, dialect, sql, params)
+        return self._rows(fetched, outputs, dialect)
+
+    def _rows(self, fetched: Any, outputs: list[Output], dialect: str) -> list[dict[str, Any]]:
+        refs = [o.ref for o in outputs]
+        converters: list[Any] = [None] * len(outputs)
+        for i, o in enumerate(outputs):
+            convert = None
+            if dialect == "sqlite" and o.transform != "year":
+                convert = _SQLITE.get(o.type)
+            if o.transform == "pseudonym":
+                pseudonym = self.policy._pseudonym_function(self.partner, o.ref)
+                convert = pseudonym if convert is None else _chain(convert, pseudonym)
+            converters[i] = convert
+        result: list[dict[str, Any]] = []
+        append = result.append
+        if dialect != "spark" and len(set(refs)) == len(refs) and not any(converters):
+            for row in fetched:
+                out = {ref: v for ref, v in zip(refs, row, strict=True) if v is not None}
+                if out:
+                    append(out)
+            return result
+        spec = list(zip(refs, converters, strict=True))
+        for row in fetched:
+            out = {}
+            for (ref, convert), v in zip(spec, row, strict=True):
+                if v is None or ref in out:
+                    continue
+                if convert is not None:
+                    v = convert(v)
+                    if v is None:
+                        continue
+                out[ref] = v
+            if out:
+                append(out)
+        return result
+
+
+def _chain(first: Any, second: Any) -> Any:
+    return lambda v: second(first(v))
+
+
+_SQLITE = {"date": datetime.date.fromisoformat, "bool": bool}
+
+
+def _has_consent(node: t.Node) -> bool:
+    if isinstance(node, t.ConsentValid):
+        return True
+    if isinstance(node, (t.And, t.Or)):
+        return any(_has_consent(i) for i in node.items)
+    if isinstance(node, (t.Not, t.Coalesce)):
+        return _has_consent(node.operand)
+    return False
+
+
+def dialect_of(connection: Any) -> str:
+    """The dialect of a connection: duckdb, sqlite3, psycopg or a SparkSession."""
+    module = type(connection).__module__.split(".")[0]
+    found = {"duckdb": "duckdb", "_duckdb": "duckdb", "sqlite3": "sqlite", "_sqlite3": "sqlite", "psycopg": "postgres",
+             "pyspark": "spark"}.get(module)
+    if found is None:
+        raise TypeError(f"cannot tell the SQL dialect of a {type(connection).__name__} connection: pass "
+                        f"dialect= (one of {DIALECTS})")
+    return found
+
+
+def execute(connection: Any, dialect: str, sql: str, params: dict[str, Any]) -> Any:
+    """Run the query and return its rows (a sequence of tuples, or Spark Rows)."""
+    if dialect == "spark":
+        return connection.sql(sql, args=params).collect()
+    if dialect in ("duckdb", "sqlite"):
+        return connection.execute(sql, params).fetchall()
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def make_plan(policy: Policy, partner: str, purpose: str, fields: Sequence[str], at: Any) -> Plan:
+    """``Policy.plan``: arguments checked exactly as ``filter`` checks them."""
+    from ..policy import _check_moment, _check_request
+    key = _check_request(partner, purpose, fields)
+    _check_moment(at)
+    day = rt.local_day(at, policy.zone)
+    return Plan(policy, partner, purpose, key, day)
