@@ -360,6 +360,12 @@ def plan(sidecar: Sidecar, body: Any) -> dict[str, Any]:
         not_translatable = _Never
     try:
         the_plan = make_plan(partner, purpose, fields, at=at)
+        pseudonyms = [fp.ref for fp in the_plan.field_plans if not fp.never
+                      and any(b.transform == "pseudonym" for b in fp.branches)]
+        if pseudonyms:  # SQL would select the raw value: plan.run pseudonymises in Python, a caller's SQL cannot
+            raise Problem(422, f"{pseudonyms[0]} is released `as pseudonym`, which SQL cannot compute (the key "
+                          "never reaches the database): use /avgpolicy/v1/filter for it", kind="not-translatable",
+                          pointer="/fields")
         kwargs: dict[str, Any] = {"dialect": dialect, "table": table}
         if columns is not None:
             kwargs["columns"] = columns
@@ -373,8 +379,8 @@ def plan(sidecar: Sidecar, body: Any) -> dict[str, Any]:
         raise Problem(422, str(exc), kind="not-translatable") from None
     except (TypeError, ValueError, OverflowError, KeyError) as exc:
         raise bad(str(exc)) from None
-    return {"policy_version": policy.version, "kind": the_plan.kind, "dialect": dialect, "sql": sql,
-            "params": params}
+    return {"policy_version": policy.version, "kind": the_plan.kind, "dialect": dialect,
+            "fields": list(the_plan.fields), "sql": sql, "params": params}
 
 
 def _error_summary(exc: BaseException) -> dict[str, Any]:
