@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .decision import Consent as Consent
     from .decision import Decision as Decision
     from .decision import FieldDecision as FieldDecision
+    from .decision import FilterReport as FilterReport
     from .decision import Reason as Reason
     from .errors import Diagnostic as Diagnostic
     from .errors import PolicyError as PolicyError
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from .store import PolicyStore as PolicyStore
 
 _EXPORTS = {
-    "Consent": ".decision", "Decision": ".decision", "FieldDecision": ".decision", "Reason": ".decision",
+    "Consent": ".decision", "Decision": ".decision", "FieldDecision": ".decision", "FilterReport": ".decision",
+    "Reason": ".decision",
     "Diagnostic": ".errors", "PolicyError": ".errors", "UnknownNameError": ".errors",
     "ExportLog": ".exports", "ExportLogError": ".exports",
     "load": ".loader", "loads": ".loader",
@@ -37,8 +39,8 @@ _EXPORTS = {
     "NotTranslatable": ".sql.errors", "Plan": ".sql.plan",
 }
 
-__all__ = ["Consent", "Decision", "Diagnostic", "FieldDecision", "NotTranslatable", "Plan", "Policy", "PolicyError",
-           "PolicyStore", "Reason", "__version__", "load", "loads"]
+__all__ = ["Consent", "Decision", "Diagnostic", "FieldDecision", "FilterReport", "NotTranslatable", "Plan", "Policy",
+           "PolicyError", "PolicyStore", "Reason", "__version__", "load", "loads"]
 
 __all__ += ["ExportLog", "ExportLogError"]  # the export log (avgpolicy/exports)
 __all__ += ["UnknownNameError"]  # compile/filter/plan/export of an undeclared partner or purpose

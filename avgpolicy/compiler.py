@@ -223,6 +223,8 @@ class _Gen:
         self.epoch = epoch
         self.tmp = itertools.count()
         self.leaf: Callable[[int], list[ast.stmt] | None] | None = None
+        #: the agreements in force that cover the group being generated (``permitted`` names them)
+        self.covering: tuple[Any, ...] = ()
 
     def temp(self) -> str:
         return f"_t{next(self.tmp)}"
@@ -437,10 +439,8 @@ class _Gen:
             return [known]
         return [_if(_and(guards), [known], self._conjunction(atoms, i + 1, a, rule, granted, target))]
 
-    def consent_status(self, r: RuleInfo) -> ast.expr:
-        """``_consent(s, topic, reconfirm_at_16, day)``: the CONSENT_* code for a consent-based rule."""
-        topic = r.consent_topic
-        assert topic is not None
+    def consent_status(self, topic: str) -> ast.expr:
+        """``_consent(s, topic, reconfirm_at_16, day)``: the CONSENT_* code of a consent topic."""
         info = self.req.policy.model.consents.get(topic)
         return _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)), _name("day"))
 
@@ -472,9 +472,24 @@ class _Gen:
             body.append(_if(_not(none_applies), slow))
         if not group.permits:
             return body + emit((req.spec_id(rt.NO_PERMIT),))
+        if req.left is not None:
+            body.extend(self.left_check(emit))
         return body + self.permits(group.permits, 0, None, (), emit)
 
-    def permits(self, permits: list[tuple[RuleInfo, str | None]], i: int, dynamic: str | None,
+    def left_check(self, emit: Callable[[Outcome], list[ast.stmt]]) -> list[ast.stmt]:
+        """Spec 7.7: a student whose ``left`` date is before the day is outside every permit
+        (``left_school`` naming the date); an ill-typed date is unknown (``missing_attribute``)."""
+        req = self.req
+        assert req.left is not None
+        bind = ast.NamedExpr(target=_store("_l"), value=_get(req.left))
+        unknown = emit((req.spec_id(("missing_attribute", None, (req.left,))),))
+        gone = emit(ast.Tuple(elts=[_call("_leftspec", _name("_l"))], ctx=ast.Load()))
+        return [_if(ast.Compare(left=bind, ops=[ast.IsNot()], comparators=[_const(None)]), [
+            _if(ast.Compare(left=_call("_type", _name("_l")), ops=[ast.IsNot()], comparators=[_name("_date")]),
+                unknown),
+            _if(ast.Compare(left=_name("_l"), ops=[ast.Lt()], comparators=[_name("day")]), gone)])]
+
+    def permits(self, permits: list[_Permit], i: int, dynamic: str | None,
                 failures: tuple[int, ...], emit: Callable[[Outcome], list[ast.stmt]]) -> list[ast.stmt]:
         """Permit ``i`` onwards; the failures so far are local ``dynamic`` (if set) + ``failures``.
 
@@ -497,12 +512,12 @@ class _Gen:
 
         if i == len(permits):
             return emit(so_far() if dynamic else failures)
-        r, transform = permits[i]
+        r, transform, topics = permits[i]
         if not r.window.contains_date(rep):
             return self.permits(permits, i + 1, dynamic, (*failures, req.spec_id(("outside_window", r, None))), emit)
         rest = permits[i + 1:]
-        later_static = all(not p.window.contains_date(rep) for p, _ in rest)
-        suffix = tuple(req.spec_id(("outside_window", p, None)) for p, _ in rest) if later_static else ()
+        later_static = all(not p.window.contains_date(rep) for p, _, _ in rest)
+        suffix = tuple(req.spec_id(("outside_window", p, None)) for p, _, _ in rest) if later_static else ()
 
         def fail_static(spec_id: int) -> list[ast.stmt] | None:
             """Emit directly when the whole failure outcome is known here; None otherwise."""
@@ -510,32 +525,33 @@ class _Gen:
                 return emit((*failures, spec_id, *suffix))
             return None
 
-        allowed = req.spec_id(("permitted", r, transform))
-        granted: list[ast.stmt]
-        failed_consent: list[ast.stmt] = []
-        if r.basis == "consent":
-            topic = r.consent_topic
-            status = self.consent_status(r)
-            no_consent = [req.spec_id(("no_consent", r, c)) for c in rt.CONSENT_STATUSES]
+        allowed = req.spec_id(("permitted", r, (transform, self.covering)))
+
+        def consents(todo: tuple[str, ...], informs: tuple[int, ...]) -> list[ast.stmt]:
+            """Check each consent topic in turn (``_c`` is the latest status); grant after the last."""
+            if not todo:
+                return emit((allowed, *informs))
+            topic = todo[0]
+            no_consent = [req.spec_id(("no_consent", r, (c, topic))) for c in rt.CONSENT_STATUSES]
+            failed: list[ast.stmt]
             if later_static and dynamic is None:
-                failed_consent = emit(_Table(tuple(None if c in (rt.CONSENT_OK, rt.CONSENT_INFORM)
-                                                   else (*failures, x, *suffix)
-                                                   for c, x in zip(rt.CONSENT_STATUSES, no_consent, strict=True)),
-                                             _name("_c")))
+                failed = emit(_Table(tuple(None if c in (rt.CONSENT_OK, rt.CONSENT_INFORM) else (*failures, x, *suffix)
+                                           for c, x in zip(rt.CONSENT_STATUSES, no_consent, strict=True)),
+                                     _name("_c")))
             else:
-                failed_consent = [_assign("_x", ast.Subscript(value=_const(tuple(no_consent)), slice=_name("_c"),
-                                                             ctx=ast.Load()))]
+                failed = [_assign("_x", ast.Subscript(value=_const(tuple(no_consent)), slice=_name("_c"),
+                                                     ctx=ast.Load()))]
             inform = req.spec_id(("inform_student", r, topic))
-            granted = [_assign("_c", status),
-                       _if(ast.Compare(left=_name("_c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_OK)]),
-                           emit((allowed,)),
-                           [_if(ast.Compare(left=_name("_c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_INFORM)]),
-                                emit((allowed, inform)), failed_consent)])]
-        else:
-            granted = emit((allowed,))
+            return [_assign("_c", self.consent_status(topic)),
+                    _if(ast.Compare(left=_name("_c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_OK)]),
+                        consents(todo[1:], informs),
+                        [_if(ast.Compare(left=_name("_c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_INFORM)]),
+                             consents(todo[1:], (*informs, inform)), failed)])]
+
+        granted = consents(topics, ())
         body: list[ast.stmt]
         if r.condition is None:
-            if r.basis != "consent":
+            if not topics:
                 return granted  # this permit always grants: later permits are unreachable
             body = granted
         else:
@@ -554,8 +570,8 @@ class _Gen:
         """(group function definitions, the statements deciding this epoch over ``s`` and ``day``)."""
         req = self.req
         rep = req.representative(self.epoch)
-        agreement_ok = req.known_partner and rt.agreement_active(req.policy.model, req.partner, rep)
-        dynamic = [g for g in req.groups if g.static is None and agreement_ok]
+        agreed = [req.agreement_outcome(g, rep) for g in req.groups]
+        dynamic = [g for g, (fixed, _) in zip(req.groups, agreed, strict=True) if fixed is None]
         fname = f"_epoch_{self.epoch}"
         doc = _const(f"decide {req.partner}/{req.purpose} on local days {req.epoch_text(self.epoch)}")
         args = ast.arguments(posonlyargs=[], args=[ast.arg(arg="s"), ast.arg(arg="day")], vararg=None,
@@ -563,17 +579,12 @@ class _Gen:
         defs: list[ast.stmt] = []
         body: list[ast.stmt] = [ast.Expr(value=doc)]
 
-        def static_outcome(g: _Group) -> tuple[int, ...]:
-            if g.static is not None:
-                return g.static
-            return (req.spec_id(rt.AGREEMENT_INACTIVE),)
-
         if not dynamic:
-            key = req.key([static_outcome(g) for g in req.groups])
+            key = req.key([fixed for fixed, _ in agreed])
             body.append(ast.Return(value=_name(req.value(req.decision(key)))))
         else:
-            not_mapping = req.key([static_outcome(g) if g.static is not None or not agreement_ok
-                                   else (req.spec_id(rt.NOT_MAPPING_SPEC),) for g in req.groups])
+            not_mapping = req.key([fixed if fixed is not None else (req.spec_id(rt.NOT_MAPPING_SPEC),)
+                                   for fixed, _ in agreed])
             body.append(_record_guard(ast.Return(value=_name(req.value(req.decision(not_mapping))))))
             if len(req.groups) == 1:
                 def emit_single(outcome: Outcome) -> list[ast.stmt]:
@@ -584,6 +595,7 @@ class _Gen:
                         return [ast.Return(value=ast.Subscript(value=_name(req.value(table)), slice=outcome.index,
                                                                ctx=ast.Load()))]
                     return [ast.Return(value=_memoised(outcome))]
+                self.covering = agreed[0][1]
                 body.extend(self.group_body(req.groups[0], emit_single))
             else:
                 def emit_multi(outcome: Outcome) -> list[ast.stmt]:
@@ -592,11 +604,12 @@ class _Gen:
                                                                ctx=ast.Load()))]
                     return [ast.Return(value=_const(outcome) if isinstance(outcome, tuple) else outcome)]
                 parts: list[ast.expr] = []
-                for i, g in enumerate(req.groups):
-                    if g.static is not None or not agreement_ok:
-                        parts.append(_const(static_outcome(g)))
+                for i, (g, (fixed, covering)) in enumerate(zip(req.groups, agreed, strict=True)):
+                    if fixed is not None:
+                        parts.append(_const(fixed))
                         continue
                     self.tmp = itertools.count()
+                    self.covering = covering
                     gbody = self.group_body(g, emit_multi)
                     if len(gbody) == 1 and isinstance(gbody[0], ast.Return) and \
                             isinstance(gbody[0].value, ast.Constant):
@@ -626,28 +639,31 @@ class _FilterGen(_Gen):
     each value guarded by its exact type, with the transform applied. Tests hold it to
     ``decide`` field by field (tests/test_deep.py)."""
 
-    def filter_function(self) -> ast.Module | None:
-        """The module defining ``rows``, or None when no field can be allowed in this epoch."""
+    def filter_function(self, report: bool = False) -> ast.Module | None:
+        """The module defining ``rows``, or None when no field can be allowed in this epoch.
+
+        With ``report``, ``rows(students, day, _rep)`` also fills a FilterReport: a student left
+        out is counted with its reasons (the held check decides it: only such students pay for
+        it), a student sent marks, per group, the permit that granted (a bit in ``_mN``); the
+        counts are handed over when the loop ends (``_flush``, in a ``finally``)."""
         req = self.req
         rep = req.representative(self.epoch)
-        if not (req.known_partner and rt.agreement_active(req.policy.model, req.partner, rep)):
-            return None
         decided: list[ast.stmt] = []
         flags: dict[int, tuple[str | None, list[RuleInfo]]] = {}
         for gi, g in enumerate(req.groups):
-            if g.static is not None:
-                continue
+            if req.agreement_outcome(g, rep)[0] is not None:
+                continue  # unknown name, or no agreement in force covers these fields
             forbids = [r for r in g.forbids if r.window.contains_date(rep)]
-            permits = [r for r, _ in g.permits if r.window.contains_date(rep)]
-            if not permits or any(r.condition is None for r in forbids):
+            in_window = [(r, topics) for r, _, topics in g.permits if r.window.contains_date(rep)]
+            if not in_window or any(r.condition is None for r in forbids):
                 continue
+            permits = [r for r, _ in in_window]
             flag = f"_g{gi}"
             chain: list[tuple[ast.expr, list[ast.stmt]]] = []
             always: list[ast.stmt] | None = None
-            for j, r in enumerate(permits, 1):
+            for j, (r, topics) in enumerate(in_window, 1):
                 tests = [] if r.condition is None else [self.truth(r.condition, True)]
-                if r.basis == "consent":
-                    tests.append(self.consent_valid(r))
+                tests.extend(self.consent_valid(topic) for topic in topics)
                 if not tests:
                     always = [_assign(flag, _const(j))]
                     permits = permits[:j]
@@ -689,20 +705,52 @@ class _FilterGen(_Gen):
         project: list[ast.stmt] = [_assign("_row", ast.Dict(keys=[], values=[]))]
         for flag, stmts in blocks:
             project.extend(stmts if flag is None else [_if(_name(flag), stmts)])
-        project.append(_if(_name("_row"), [ast.Expr(value=ast.Yield(value=_name("_row")))]))
-        loop = ast.For(target=_store("s"), iter=_name("students"),
-                       body=[_record_guard(ast.Continue()), *decided, *project], orelse=[])
-        args = ast.arguments(posonlyargs=[], args=[ast.arg(arg="students"), ast.arg(arg="day")], vararg=None,
+        marks = [flag for flag, _ in flags.values() if flag is not None]
+        left_out: list[ast.stmt] = []
+        if report:
+            req.filter_groups[self.epoch] = [(gi, flag, permits) for gi, (flag, permits) in flags.items()]
+            left_out = [ast.Expr(value=_call("_out", _name("_rep"), _name("s"), _name("day")))]
+            sent: list[ast.stmt] = [ast.AugAssign(target=_store("_sent"), op=ast.Add(), value=_const(1))]
+            sent += [ast.AugAssign(target=_store(f"_m{flag}"), op=ast.BitOr(),
+                                   value=ast.BinOp(left=_const(1), op=ast.LShift(), right=_name(flag)))
+                     for flag in marks]
+            project.append(_if(_name("_row"), [*sent, ast.Expr(value=ast.Yield(value=_name("_row")))], left_out))
+        else:
+            project.append(_if(_name("_row"), [ast.Expr(value=ast.Yield(value=_name("_row")))]))
+        left: list[ast.stmt] = []
+        if req.left is not None:  # a student who left gets no field (every grant is a permit's)
+            bind = ast.NamedExpr(target=_store("_l"), value=_get(req.left))
+            left = [_if(_and([ast.Compare(left=bind, ops=[ast.IsNot()], comparators=[_const(None)]), _or([
+                ast.Compare(left=_call("_type", _name("_l")), ops=[ast.IsNot()], comparators=[_name("_date")]),
+                ast.Compare(left=_name("_l"), ops=[ast.Lt()], comparators=[_name("day")])])]),
+                [*left_out, ast.Continue()])]
+        if report:  # keep the record as given, for the held check's reasons
+            guard = _if(ast.Compare(left=_call("_type", _name("s")), ops=[ast.IsNot()], comparators=[_name("_dict")]),
+                        [_assign("_o", _name("s")), _assign("s", _call("_record", _name("s"))),
+                         _if(ast.Compare(left=_name("s"), ops=[ast.Is()], comparators=[_const(None)]),
+                             [ast.Expr(value=_call("_out", _name("_rep"), _name("_o"), _name("day"))),
+                              ast.Continue()])])
+        else:
+            guard = _record_guard(ast.Continue())
+        loop: list[ast.stmt] = [ast.For(target=_store("s"), iter=_name("students"),
+                                        body=[guard, *left, *decided, *project], orelse=[])]
+        params = ["students", "day"] + (["_rep"] if report else [])
+        args = ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in params], vararg=None,
                              kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
         doc = _const(f"filter {req.partner}/{req.purpose} for fields {', '.join(req.fields)} "
-                     f"on local days {req.epoch_text(self.epoch)}")
+                     f"on local days {req.epoch_text(self.epoch)}" + (", filling a FilterReport" if report else ""))
+        if report:
+            flush = ast.Expr(value=_call("_flush", _name("_rep"), _const(self.epoch), _name("_sent"),
+                                         ast.Tuple(elts=[_name(f"_m{flag}") for flag in marks], ctx=ast.Load())))
+            loop = [_assign("_sent", _const(0)), *(_assign(f"_m{flag}", _const(0)) for flag in marks),
+                    ast.Try(body=loop, handlers=[], orelse=[], finalbody=[flush])]
         return ast.fix_missing_locations(ast.Module(body=[
-            ast.FunctionDef(name="rows", args=args, body=[ast.Expr(value=doc), loop], decorator_list=[],
+            ast.FunctionDef(name="rows", args=args, body=[ast.Expr(value=doc), *loop], decorator_list=[],
                             returns=None)], type_ignores=[]))
 
-    def consent_valid(self, r: RuleInfo) -> ast.expr:
-        """Whether the student's consent for the rule's topic is valid (with or without inform_student)."""
-        return ast.Compare(left=self.consent_status(r), ops=[ast.In()],
+    def consent_valid(self, topic: str) -> ast.expr:
+        """Whether the student's consent for ``topic`` is valid (with or without inform_student)."""
+        return ast.Compare(left=self.consent_status(topic), ops=[ast.In()],
                            comparators=[_const((rt.CONSENT_OK, rt.CONSENT_INFORM))])
 
     def project(self, ref: str, transform: str | None) -> list[ast.stmt]:
@@ -733,15 +781,21 @@ class _FilterGen(_Gen):
 # ---------------------------------------------------------------------------
 # a compiled request
 
+#: a permit of a group: the rule, the transform of the group's first field, the consent topics it needs
+_Permit = tuple[RuleInfo, str | None, tuple[str, ...]]
+
+
 class _Group:
-    """Fields decided by the same rules (transforms may differ): decided once per call."""
+    """Fields decided by the same rules and covered by the same agreements (transforms may differ):
+    decided once per call."""
 
     def __init__(self, fields: list[str], static: tuple[int, ...] | None, forbids: list[RuleInfo],
-                 permits: list[tuple[RuleInfo, str | None]]) -> None:
+                 permits: list[_Permit], coverage: frozenset[int] = frozenset()) -> None:
         self.fields = fields
         self.static = static
         self.forbids = forbids
         self.permits = permits
+        self.coverage = coverage  # indices of the partner's agreements that cover these fields
 
 
 class _Request:
@@ -753,6 +807,8 @@ class _Request:
         model = policy.model
         self.subject: dict[str, FieldInfo] = dict(model.catalogue.subject_fields)
         self.known_partner = partner in model.partners
+        self.agreements = model.partners[partner].agreements if self.known_partner else ()
+        self.left = rt.left_applies(model, purpose) if purpose in model.purposes else None
         self.namespace: dict[str, Any] = {
             "__builtins__": {}, "_type": type, "_str": str, "_int": int, "_bool": bool, "_date": datetime.date,
             "_dict": dict, "_record": rt.as_record, "_age": rt.age_of, "_strset": rt.is_str_set,
@@ -778,11 +834,13 @@ class _Request:
             else:
                 rules = [r for r in model.rules if rt.covers(r, partner, purpose, f)]
                 forbids = [r for r in rules if r.effect == "forbid"]
-                permits = [(r, g.transform) for r in rules if r.effect == "permit" and (g := r.grant_for(f))]
+                permits = [(r, g.transform, rt.consent_topics(model, r, f))
+                           for r in rules if r.effect == "permit" and (g := r.grant_for(f))]
+                coverage = frozenset(i for i, a in enumerate(self.agreements) if rt.agreement_covers(a, purpose, f))
                 windows.extend(r.window for r in rules)
                 # transforms are per-field data of the outcome (see ``decision``), not part of the test
-                sig = (tuple(r.name for r in forbids), tuple(r.name for r, _ in permits))
-                group = groups.get(sig) or _Group([], None, forbids, permits)
+                sig = (tuple(r.name for r in forbids), tuple((r.name, topics) for r, _, topics in permits), coverage)
+                group = groups.get(sig) or _Group([], None, forbids, permits, coverage)
             groups[sig] = group
             group.fields.append(f)
             self.group_of.append(index.setdefault(sig, len(index)))
@@ -790,7 +848,7 @@ class _Request:
         # conditions too large to generate code for are decided by the reference interpreter
         self.too_large = any(
             r.condition is not None and _atom_count(r.condition) > MAX_GENERATED_ATOMS
-            for g in self.groups for r in (*g.forbids, *(p for p, _ in g.permits)))
+            for g in self.groups for r in (*g.forbids, *(p for p, _, _ in g.permits)))
         bounds = set()
         for w in windows:
             if w.start is not None:
@@ -803,11 +861,15 @@ class _Request:
         self.ready: set[int] = set()
         self.check: Any = None
         self.namespace.update(_last=(_NOTHING, None, -1), _resolve=self.resolve, _fallback=self.fallback,
-                              _interpret=self.interpret)
+                              _interpret=self.interpret, _leftspec=self.left_spec, _out=self.left_out,
+                              _flush=self.flush)
+        self.filter_groups: dict[int, list[tuple[int, str | None, list[RuleInfo]]]] = {}
+        self._left_specs: dict[datetime.date, int] = {}
         self.lock = threading.Lock()
         self.serial = next(_serial)
         self.filenames: list[str] = []
-        self.filters: dict[int, Any] = {}  # epoch -> rows(students, day), or None: use the held check
+        # epoch -> rows(students, day), or None: use the held check; (epoch, True) -> the report variant
+        self.filters: dict[Any, Any] = {}
 
     # -- namespace and specs -----------------------------------------------------
 
@@ -830,6 +892,31 @@ class _Request:
             self.specs.append(spec)
         return sid
 
+    def left_spec(self, day: datetime.date) -> int:
+        """The spec id of ``left_school`` naming ``day`` (registered on first use; a student's date
+        is run-time data, so these are the only specs added after code generation)."""
+        sid = self._left_specs.get(day)
+        if sid is None:
+            with self.lock:
+                sid = self._left_specs[day] = self.spec_id(("left_school", None, day))
+        return sid
+
+    def agreement_outcome(self, group: _Group, day: datetime.date) -> tuple[tuple[int, ...] | None, tuple[Any, ...]]:
+        """(the group's outcome when it is fixed on ``day`` without looking at the student, or None;
+        the agreements in force that cover its fields). Spec 7.3: agreement_inactive when none of
+        the partner's agreements is in force, outside_agreement when none in force covers them."""
+        if group.static is not None:
+            return group.static, ()
+        if not self.agreements:
+            return None, ()
+        in_force = [i for i, a in enumerate(self.agreements) if a.window.contains_date(day)]
+        if not in_force:
+            return (self.spec_id(rt.AGREEMENT_INACTIVE),), ()
+        covering = tuple(self.agreements[i] for i in in_force if i in group.coverage)
+        if not covering:
+            return (self.spec_id(("outside_agreement", None, tuple(self.agreements[i] for i in in_force))),), ()
+        return None, covering
+
     def key(self, outcomes: list[tuple[int, ...]]) -> Any:
         return outcomes[0] if len(self.groups) == 1 else tuple(outcomes)
 
@@ -845,12 +932,12 @@ class _Request:
     def field_spec(spec: rt.Spec, field: str) -> rt.Spec:
         """A group's spec for one of its fields: ``permitted`` carries that field's transform
         (fields of a group share their rules, not necessarily their transforms)."""
-        code, rule, _ = spec
+        code, rule, detail = spec
         if code == "permitted":
             assert rule is not None
             grant = rule.grant_for(field)
             assert grant is not None
-            return (code, rule, grant.transform)
+            return (code, rule, (grant.transform, detail[1]))
         return spec
 
     def lookup(self, key: Any) -> Decision:
@@ -935,42 +1022,74 @@ class _Request:
         exec(compile(tree, filename, "exec"), self.namespace, scope)  # code built from ast nodes only
         return source
 
-    def rows(self, students: Any, at: Any) -> Any:
-        """The rows ``filter`` yields for ``students`` at ``at`` from this epoch's generated filter;
-        None when the epoch has none (a condition too large to generate code for)."""
+    def rows(self, students: Any, at: Any, report: Any = None) -> Any:
+        """The rows ``filter`` yields for ``students`` at ``at`` from this epoch's generated filter
+        (filling ``report``, a FilterReport, when given); None when the epoch has none (a condition
+        too large to generate code for; with a report, also an epoch where nothing is allowed)."""
         day, epoch = self.epoch_of(at)
+        if report is not None:
+            key = (epoch, True)
+            fn = self.filters[key] if key in self.filters else self.make_filter(epoch, True)
+            return None if fn is None or fn is _no_rows else fn(students, day, report)
         try:
             fn = self.filters[epoch]
         except KeyError:
             fn = self.make_filter(epoch)
         return None if fn is None else fn(students, day)
 
-    def filter_for(self, at: Any = None) -> Any:
+    def filter_for(self, at: Any = None, report: bool = False) -> Any:
         """The generated ``rows(students, day)`` of the epoch of ``at`` (with ``.source`` and
-        ``.code_tree`` when code was generated); None when that epoch filters through the check."""
-        return self.make_filter(self.epoch_of(at)[1])
+        ``.code_tree`` when code was generated); None when that epoch filters through the check.
+        With ``report``: the variant ``rows(students, day, report)`` that fills a FilterReport."""
+        return self.make_filter(self.epoch_of(at)[1], report)
 
-    def make_filter(self, epoch: int) -> Any:
+    def make_filter(self, epoch: int, report: bool = False) -> Any:
+        key: Any = (epoch, True) if report else epoch
         with self.lock:
-            if epoch in self.filters:
-                return self.filters[epoch]
+            if key in self.filters:
+                return self.filters[key]
             fn: Any = None
             if not self.too_large:
                 try:
-                    tree = _FilterGen(self, epoch).filter_function()
+                    tree = _FilterGen(self, epoch).filter_function(report)
                     if tree is None:
                         fn = _no_rows
                     else:
                         scope: dict[str, Any] = {}
                         source = self.load(tree, f"<avgpolicy filter {self.partner}/{self.purpose} "
-                                                 f"#{self.serial}.{epoch}>", scope)
+                                                 f"#{self.serial}.{epoch}{' report' if report else ''}>", scope)
                         fn = scope["rows"]
                         fn.source = source
                         fn.code_tree = tree
                 except RecursionError:  # too large for Python's compiler: filter through the held check
                     fn = None
-            self.filters[epoch] = fn
+            self.filters[key] = fn
             return fn
+
+    def left_out(self, report: Any, s: Any, day: datetime.date) -> None:
+        """Count a student filter leaves out, with the reasons of its decision (``_out``)."""
+        assert self.check is not None
+        report.add_left_out(self.check(s, day))
+
+    def flush(self, report: Any, epoch: int, sent: int, masks: tuple[int, ...]) -> None:
+        """Hand a report loop's counts to the report (``_flush``): the students sent and, per group,
+        what granted its fields (bit j of a group's mask: its j-th permit in window granted)."""
+        report.sent += sent
+        if not sent:
+            return
+        day = self.representative(epoch)
+        it = iter(masks)
+        for gi, flag, permits in self.filter_groups[epoch]:
+            mask = 2 if flag is None else next(it)  # no flag: the first permit grants every student
+            group = self.groups[gi]
+            covering = self.agreement_outcome(group, day)[1]
+            agreement = covering[0].reference if covering else None
+            for j, r in enumerate(permits, 1):
+                if mask >> j & 1:
+                    for f in group.fields:
+                        grant = r.grant_for(f)
+                        assert grant is not None
+                        report.add_grant(f, (r.name, rt.basis_text(r), r.law, agreement, grant.transform))
 
     def resolve(self, at: Any) -> tuple[Any, datetime.date, int]:
         """(at, local day, epoch) for a moment; the epoch is specialised if it was not yet."""

@@ -9,6 +9,7 @@ every call. ``to_dict()`` gives a stable, JSON-ready form (for decision logs).
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -133,6 +134,53 @@ class Decision:
         return {"allowed": self.allowed, "policy_version": self.policy_version, "partner": self.partner,
                 "purpose": self.purpose, "fields": {k: fd.to_dict() for k, fd in self.fields.items()},
                 "reasons": [r.to_dict() for r in self.reasons]}
+
+
+#: what granted a field in a filter batch: (rule, basis, law, agreement reference, transform)
+Grant = tuple[str, str | None, str | None, str | None, str | None]
+
+
+@attrs.define(eq=False)
+class FilterReport:
+    """What one ``Policy.filter`` batch did, filled as its rows are consumed (pass
+    ``report=FilterReport()``); complete once the iteration has ended. Passing the same report
+    to several calls adds them up.
+
+    ``sent``: students yielded. ``left_out``: students not yielded (no field allowed, or no
+    allowed field with a usable value). ``left_out_reasons``: for the students left out, how many
+    had each reason code (a student counts once per code; ``missing_attribute`` also counts a
+    student whose allowed fields all had a missing or ill-typed value). ``grants``: requested
+    field -> the (rule, basis, law, agreement, transform) tuples that granted it to a student sent.
+    """
+
+    sent: int = 0
+    left_out: int = 0
+    left_out_reasons: Counter[str] = attrs.field(factory=Counter)
+    grants: dict[str, set[Grant]] = attrs.field(factory=dict)
+
+    def add_grant(self, field: str, grant: Grant) -> None:
+        self.grants.setdefault(field, set()).add(grant)
+
+    def add_left_out(self, decision: Decision) -> None:
+        """Count one student left out, with the codes of its decision's reasons."""
+        self.left_out += 1
+        codes = {r.code for r in decision.reasons} - {"permitted", "inform_student"}
+        if any(fd.allowed for fd in decision.fields.values()):
+            codes.add("missing_attribute")  # allowed, but no usable value to send
+        self.left_out_reasons.update(codes)
+
+    def add_sent(self, decision: Decision) -> None:
+        """Count one student sent, with what granted each allowed field of its decision."""
+        self.sent += 1
+        for ref, fd in decision.fields.items():
+            if fd.allowed:
+                self.add_grant(ref, (fd.rule, fd.basis, fd.law, fd.agreement, fd.transform))  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sent": self.sent, "left_out": self.left_out,
+                "left_out_reasons": dict(sorted(self.left_out_reasons.items())),
+                "grants": {f: [list(g) for g in sorted(gs, key=lambda g: tuple(x or "" for x in g))]
+                           for f, gs in self.grants.items()}}
 
 
 def _check_party(instance: Any, attribute: Any, value: Any) -> None:

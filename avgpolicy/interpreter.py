@@ -111,8 +111,9 @@ def field_specs(policy: Policy, partner: str, purpose: str, field: str, record: 
     static = rt.static_specs(model, partner, purpose, field)
     if static:
         return static
-    if not rt.agreement_active(model, partner, day):
-        return (rt.AGREEMENT_INACTIVE,)
+    outside, covering = rt.agreement_check(model, partner, purpose, field, day)
+    if outside is not None:
+        return (outside,)
     if record is None:
         return (rt.NOT_MAPPING_SPEC,)
     subject = model.catalogue.subject_fields
@@ -135,38 +136,42 @@ def field_specs(policy: Policy, partner: str, purpose: str, field: str, record: 
     permits = [r for r in rules if r.effect == "permit"]
     if not permits:
         return (rt.NO_PERMIT,)
+    left = rt.left_applies(model, purpose)
+    if left is not None:
+        gone = rt.left_spec(record, left, day)
+        if gone is not None:
+            return (gone,)
     failures: list[rt.Spec] = []
     for r in permits:
-        failure = _permit_failure(policy, r, record, subject, day)
-        if failure is None or failure[0] == "inform_student":
+        failure, informs = _permit_failure(policy, r, field, record, subject, day)
+        if failure is None:
             grant = r.grant_for(field)
             assert grant is not None
-            allowed: rt.Spec = ("permitted", r, grant.transform)
-            return (allowed,) if failure is None else (allowed, failure)
+            return (("permitted", r, (grant.transform, covering)), *informs)
         failures.append(failure)
     return tuple(failures)
 
 
-def _permit_failure(policy: Policy, r: RuleInfo, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
-                    day: datetime.date) -> rt.Spec | None:
-    """None when the permit grants; an inform_student spec when it grants with that note; else why not."""
+def _permit_failure(policy: Policy, r: RuleInfo, field: str, record: Mapping[Any, Any],
+                    subject: Mapping[str, FieldInfo], day: datetime.date) -> tuple[rt.Spec | None, tuple[rt.Spec, ...]]:
+    """(None, inform_student specs) when the permit grants the field; else (why not, ())."""
     if not r.window.contains_date(day):
-        return ("outside_window", r, None)
+        return ("outside_window", r, None), ()
     if r.condition is not None:
         v = evaluate(r.condition, record, subject, day)
         if v is False:
-            return ("not_in_subset", r, failed_part(r.condition, record, subject, day))
+            return ("not_in_subset", r, failed_part(r.condition, record, subject, day)), ()
         if v is None:
-            return ("missing_attribute", r, unknown_attributes(r.condition, record, subject, day))
-    if r.basis == "consent":
-        assert r.consent_topic is not None
-        info = policy.model.consents.get(r.consent_topic)
-        status = rt.consent_status(record, r.consent_topic, bool(info and info.reconfirm_at_16), day)
+            return ("missing_attribute", r, unknown_attributes(r.condition, record, subject, day)), ()
+    informs: list[rt.Spec] = []
+    for topic in rt.consent_topics(policy.model, r, field):
+        info = policy.model.consents.get(topic)
+        status = rt.consent_status(record, topic, bool(info and info.reconfirm_at_16), day)
         if status == rt.CONSENT_INFORM:
-            return ("inform_student", r, r.consent_topic)
-        if status != rt.CONSENT_OK:
-            return ("no_consent", r, status)
-    return None
+            informs.append(("inform_student", r, topic))
+        elif status != rt.CONSENT_OK:
+            return ("no_consent", r, (status, topic)), ()
+    return None, tuple(informs)
 
 
 def decide(policy: Policy, partner: str, purpose: str, fields: Sequence[str], student: Any,

@@ -14,7 +14,7 @@ from . import interpreter
 from . import runtime as rt
 from .cache import CacheInfo, CompileCache
 from .compiler import compile_request
-from .decision import Decision
+from .decision import Decision, FilterReport
 from .errors import Diagnostic, UnknownNameError
 from .model import PolicyModel
 from .pseudonym import Pseudonymizer, seal_key, year_of
@@ -202,14 +202,17 @@ class Policy:
                 and (g := r.grant_for(f)) is not None and g.transform == "pseudonym"]
 
     def filter(self, partner: str, purpose: str, fields: Sequence[str], students: Iterable[Any], *,
-               at: Moment = None) -> Iterator[dict[str, Any]]:
+               at: Moment = None, report: FilterReport | None = None) -> Iterator[dict[str, Any]]:
         """For each student with at least one permitted field: a dict of the permitted fields.
 
         Keys are the fields as requested; transforms are applied; a permitted field whose value
         is missing or ill-typed is left out. Subject fields are read by bare name (``roepnaam``),
         other datasets' fields by their full reference (``absentie.reden``). ``at=None`` is the
-        moment of this call, for the whole batch.
+        moment of this call, for the whole batch. ``report``: a FilterReport filled as the rows
+        are consumed (students sent, students left out and why, what granted each field).
         """
+        if report is not None and type(report) is not FilterReport:
+            raise TypeError(f"report must be an avgpolicy.FilterReport, not {type(report).__name__}")
         key = _check_request(partner, purpose, fields)
         self.check_names(partner, purpose)
         _check_moment(at)
@@ -224,9 +227,9 @@ class Policy:
                 raise ValueError(f"{needing[0]} is permitted `as pseudonym` to {partner}: load the policy with "
                                  "pseudonym_key=... to filter it")
         moment = datetime.datetime.now(self.zone) if at is None else at
-        rows = check.rows(students, moment)  # decides and projects in one generated loop
+        rows = check.rows(students, moment, report)  # decides and projects in one generated loop
         if rows is None:
-            return self._rows(check, partner, key, students, moment)
+            return self._rows(check, partner, key, students, moment, report)
         return rows  # type: ignore[no-any-return]
 
     def _pseudonym_function(self, partner: str, ref: str) -> Any:
@@ -258,7 +261,7 @@ class Policy:
         return tuple(plan)
 
     def _rows(self, check: Any, partner: str, fields: tuple[str, ...], students: Iterable[Any],
-              moment: Moment) -> Iterator[dict[str, Any]]:
+              moment: Moment, report: FilterReport | None = None) -> Iterator[dict[str, Any]]:
         # Compiled decisions are shared immutable objects, one per outcome: the projection plan
         # is worked out once per decision (keyed by id; the entry holds the decision itself, so
         # its id cannot be reused while the plan is kept).
@@ -276,9 +279,13 @@ class Policy:
                     plans[id(decision)] = entry
             plan = entry[1]
             if not plan:
+                if report is not None:
+                    report.add_left_out(decision)
                 continue
             record = student if type(student) is dict else as_record(student)
             if record is None:
+                if report is not None:
+                    report.add_left_out(decision)
                 continue
             get = record.get
             row: dict[str, Any]
@@ -296,5 +303,10 @@ class Policy:
                         if value is None:
                             continue
                     row[ref] = value
+            if report is not None:
+                if row:
+                    report.add_sent(decision)
+                else:
+                    report.add_left_out(decision)
             if row:
                 yield row

@@ -21,15 +21,21 @@ easy to get subtly wrong live here once:
 Canonical reason order for one field (both engines):
 
 1. ``unknown_partner``, ``unknown_purpose``, ``unknown_field`` (those that apply); else
-2. ``agreement_inactive``; else
+2. ``agreement_inactive`` (the partner has agreements, none in force) or
+   ``outside_agreement`` (none in force covers both the field and the purpose); else
 3. ``missing_attribute`` (no rule) when the student record is not a mapping; else
 4. for each forbid in rule-name order that applies: ``forbidden`` [+ ``missing_attribute``
    when an unknown value made it apply]; if there is any, the field is denied; else
-5. ``permitted`` [+ ``inform_student``] from the first permit (rule-name order) that
-   grants the field; else
-6. ``no_permit`` when no permit covers (partner, purpose, field), otherwise one reason
-   per covering permit in rule-name order: the first of its checks that failed, in the
-   order ``outside_window``, ``not_in_subset`` / ``missing_attribute``, ``no_consent``.
+5. ``no_permit`` when no permit covers (partner, purpose, field); else
+6. ``left_school`` when the student's ``left`` date is before the day and the purpose's
+   kind is not ``transfer`` or ``archive`` (``missing_attribute``, no rule, when that
+   date is ill-typed); else
+7. ``permitted`` [+ ``inform_student`` per consent topic that needs it] from the first
+   permit (rule-name order) that grants the field; else
+8. one reason per covering permit in rule-name order: the first of its checks that failed,
+   in the order ``outside_window``, ``not_in_subset`` / ``missing_attribute``,
+   ``no_consent`` (the basis's topic, then the topic of ``art9 explicit_consent(TOPIC)``,
+   which applies to the permit's ``special`` fields).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from .decision import Consent, FieldDecision, Location, Reason
-from .model import AGE, BIRTHDATE_FIELD, FieldInfo, RuleInfo
+from .model import AGE, BIRTHDATE_FIELD, AgreementInfo, FieldInfo, RuleInfo
 
 _date = datetime.date
 _datetime = datetime.datetime
@@ -381,8 +387,10 @@ def consent_status(record: Mapping[Any, Any], topic: str, reconfirm_at_16: bool,
 # ---------------------------------------------------------------------------
 # Reason specs -> Reasons and FieldDecisions (one definition for both engines)
 
-#: ``(code, rule or None, detail)``; detail depends on the code (a name, an Expr, attribute
-#: names, a consent status, a transform).
+#: ``(code, rule or None, detail)``; detail depends on the code: a name (unknown_*), an Expr
+#: (not_in_subset), attribute names (missing_attribute), ``(status, topic)`` (no_consent), a
+#: topic (inform_student), ``(transform, covering agreements)`` (permitted), the agreements in
+#: force (outside_agreement), the date the student left (left_school).
 Spec = tuple[str, RuleInfo | None, Any]
 NOT_A_MAPPING = "<student record>"
 
@@ -415,20 +423,30 @@ def reason_message(spec: Spec, field: str, partner: str, purpose: str) -> str:
         return f"field {field!r} is not in the data catalogue"
     if code == "agreement_inactive":
         return f"partner {partner} has no processing agreement in force on this day"
+    if code == "outside_agreement":
+        return (f"no processing agreement of partner {partner} in force on this day covers {field} for purpose "
+                f"{purpose}; in force: " + "; ".join(agreement_text(a) for a in detail))
+    if code == "left_school":
+        return (f"the student left the school on {detail.isoformat()}: after that day only purposes of kind "
+                "transfer or archive may receive their data")
     if code == "forbidden":
         return f"forbidden by {_rule_text(rule)}"  # type: ignore[arg-type]
     if code == "missing_attribute":
         if detail == (NOT_A_MAPPING,):
             return "the student record is not a mapping"
+        if rule is None:  # the only rule-less attribute: the `left` date (spec 7.7)
+            return (f"student attribute {', '.join(detail)} (the date the student left the school) is not a "
+                    "date or None, so whether the student has left cannot be decided")
         names = ", ".join(detail)
         what = "forbid" if rule is not None and rule.effect == "forbid" else "permit"
         return (f"student attribute {names} is missing or ill-typed, so the condition of {what} "
                 f"rule {rule.name if rule else '?'} cannot be decided")
     if code == "permitted":
         assert rule is not None
-        basis = f"consent({rule.consent_topic})" if rule.basis == "consent" else rule.basis
-        extra = (f", as {detail}" if detail else "") + (f", retain {rule.retain}" if rule.retain else "")
-        return f"permitted by {_rule_text(rule)}, basis {basis}{extra}"
+        transform, covering = detail
+        extra = (f", as {transform}" if transform else "") + (f", retain {rule.retain}" if rule.retain else "") + \
+            (f", under agreement {covering[0].reference}" if covering else "")
+        return f"permitted by {_rule_text(rule)}, basis {basis_text(rule)}{extra}"
     if code == "inform_student":
         return (f"relies on consent for topic {detail} given by a parent before the student turned 16: "
                 "inform the student that they may confirm or withdraw it")
@@ -447,7 +465,10 @@ def reason_message(spec: Spec, field: str, partner: str, purpose: str) -> str:
                f"`{condition_text(detail)}` does not hold"
     if code == "no_consent":
         assert rule is not None
-        return _CONSENT_WHY[detail].format(t=rule.consent_topic) + f" (rule {rule.name})"
+        status, topic = detail
+        explicit = " (explicit consent for special category data, GDPR art. 9(2)(a))" \
+            if topic == rule.art9_topic and topic != rule.consent_topic else ""
+        return _CONSENT_WHY[status].format(t=topic) + explicit + f" (rule {rule.name})"
     raise ValueError(f"unknown reason code {code!r}")
 
 
@@ -464,10 +485,79 @@ def field_decision(field: str, specs: tuple[Spec, ...], partner: str, purpose: s
     if first is not None and first[0] == "permitted":
         rule = first[1]
         assert rule is not None
-        basis = f"consent({rule.consent_topic})" if rule.basis == "consent" else rule.basis
-        return FieldDecision(field=field, allowed=True, reasons=reasons, rule=rule.name, basis=basis,
-                             transform=first[2], retain=str(rule.retain) if rule.retain else None)
+        transform, covering = first[2]
+        dpia = rule.dpia or next((a.dpia for a in covering if a.dpia), None)
+        return FieldDecision(field=field, allowed=True, reasons=reasons, rule=rule.name, basis=basis_text(rule),
+                             transform=transform, retain=str(rule.retain) if rule.retain else None,
+                             law=rule.law, agreement=covering[0].reference if covering else None, dpia=dpia)
     return FieldDecision(field=field, allowed=False, reasons=reasons)
+
+
+def basis_text(rule: RuleInfo) -> str | None:
+    """The basis as FieldDecision.basis gives it: ``consent(TOPIC)`` or the basis's name."""
+    return f"consent({rule.consent_topic})" if rule.basis == "consent" else rule.basis
+
+
+def agreement_text(a: AgreementInfo) -> str:
+    """``REF (covers FIELDS for purposes IDS)``, for outside_agreement messages."""
+    fields = "every field" if a.covers is None else ", ".join(sorted(a.covers)) or "no field"
+    purposes = "every purpose" if a.purposes is None else ", ".join(sorted(a.purposes)) or "no purpose"
+    return f"{a.reference} (covers {fields} for {purposes})"
+
+
+def agreement_covers(a: AgreementInfo, purpose: str, field: str) -> bool:
+    """Whether an agreement covers both the field and the purpose (None is everything)."""
+    return (a.covers is None or field in a.covers) and (a.purposes is None or purpose in a.purposes)
+
+
+def agreement_check(model: Any, partner: str, purpose: str, field: str,
+                    day: datetime.date) -> tuple[Spec | None, tuple[AgreementInfo, ...]]:
+    """(failure spec or None, the agreements in force on ``day`` that cover the field and purpose).
+
+    A partner without agreements is not limited: (None, ()). Spec v2 section 7.3, "Deciding"."""
+    agreements = model.partners[partner].agreements
+    if not agreements:
+        return None, ()
+    in_force = tuple(a for a in agreements if a.window.contains_date(day))
+    if not in_force:
+        return AGREEMENT_INACTIVE, ()
+    covering = tuple(a for a in in_force if agreement_covers(a, purpose, field))
+    if not covering:
+        return ("outside_agreement", None, in_force), ()
+    return None, covering
+
+
+#: purpose kinds that still receive the data of a student who left (spec 7.7)
+AFTER_LEAVING = ("transfer", "archive")
+
+
+def left_applies(model: Any, purpose: str) -> str | None:
+    """The record key of the subject's ``left`` date when it limits this purpose, else None."""
+    left = model.catalogue.left
+    if left is None or model.purposes[purpose].kind in AFTER_LEAVING:
+        return None
+    return left  # type: ignore[no-any-return]
+
+
+def left_spec(record: Mapping[Any, Any], left: str, day: datetime.date) -> Spec | None:
+    """None while the student has not left on ``day`` (absent or None: not left); left_school
+    with the date when it is before ``day``; missing_attribute when the value is ill-typed."""
+    value = record.get(left)
+    if value is None:
+        return None
+    if type(value) is not _date:
+        return ("missing_attribute", None, (left,))
+    return ("left_school", None, value) if value < day else None
+
+
+def consent_topics(model: Any, rule: RuleInfo, field: str) -> tuple[str, ...]:
+    """The consent topics a permit needs for a field: its consent basis's topic, then the topic of
+    ``art9 explicit_consent(TOPIC)`` for a ``special`` field (spec 7.6), each once."""
+    topics = (rule.consent_topic,) if rule.basis == "consent" and rule.consent_topic else ()
+    art9 = rule.art9_topic
+    if art9 is not None and art9 not in topics and model.catalogue.fields[field].sensitivity == "special":
+        topics += (art9,)
+    return topics
 
 
 def covers(rule: RuleInfo, partner: str, purpose: str, field: str) -> bool:
@@ -510,11 +600,6 @@ def static_specs(model: Any, partner: str, purpose: str, field: str) -> tuple[Sp
     if field not in model.catalogue.fields:
         out.append(("unknown_field", None, field))
     return tuple(out)
-
-
-def agreement_active(model: Any, partner: str, day: datetime.date) -> bool:
-    agreements = model.partners[partner].agreements
-    return not agreements or any(a.window.contains_date(day) for a in agreements)
 
 
 AGREEMENT_INACTIVE: Spec = ("agreement_inactive", None, None)

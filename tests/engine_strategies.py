@@ -13,7 +13,6 @@ import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import spec_texts as spec
 from hypothesis import strategies as st
 
 from avgpolicy import model
@@ -28,7 +27,10 @@ D = dt.date
 UTC = dt.UTC
 
 SUBJECT = {"id": "text", "geboortedatum": "date", "school": "text", "vak-code": "text", "leerjaar": "int",
-           "actief": "bool", "gestart": "date", "lesgroepen": "set"}
+           "actief": "bool", "gestart": "date", "lesgroepen": "set", "vertrek": "date", "zorg": "text"}
+#: v2 field roles (spec 7.7) and sensitivities other than personal
+ROLES = {"vertrek": "left"}
+SENSITIVE = {"zorg": "special"}
 REFS = [f"leerling.{f}" for f in SUBJECT] + ["absentie.datum", "absentie.reden"]
 REF_TYPES = {**{f"leerling.{k}": v for k, v in SUBJECT.items()}, "absentie.datum": "date", "absentie.reden": "text"}
 PARTNERS = ["p-a", "pb", "pc"]
@@ -177,6 +179,7 @@ partner_selectors = st.sampled_from(_selector_pool(PARTNERS))
 purpose_selectors = st.sampled_from(_selector_pool(PURPOSES))
 _field_choices = st.lists(st.sampled_from([*REFS, "leerling.*", "absentie.*"]), min_size=1, max_size=3, unique=True)
 _bases = st.sampled_from(["contract", "public_task", "consent(t1)", "consent(t-2)"])
+_art9_topics = st.sampled_from(TOPICS)
 
 
 @st.composite
@@ -198,20 +201,23 @@ def _rules(draw: st.DrawFn, index: int) -> n.Rule:
             chosen = draw(st.sampled_from(options))
             transform = _name(chosen) if chosen else None
         fields.append(n.FieldRef(_name(ds), _name(f), transform))
-    basis = retain = None
+    basis = retain = art9 = art9_topic = dpia = None
     if permit:
         b = draw(_bases)
-        basis = n.Basis(_name("consent"), _name(b[8:-1])) if b.startswith("consent") else n.Basis(_name(b))
+        law = "WPO, art. 1" if b == "public_task" else None
+        basis = n.Basis(_name("consent"), _name(b[8:-1])) if b.startswith("consent") else n.Basis(_name(b), law=law)
         if draw(st.booleans()):
             retain = n.Duration(draw(st.integers(1, 3)), _name("years"))
+        if any(r == "leerling.*" or SENSITIVE.get(r.split(".")[1]) for r in refs):  # special data (spec 7.6)
+            art9, art9_topic, dpia = _name("explicit_consent"), _name(draw(_art9_topics)), "DPIA-gen"
     condition = draw(conditions) if draw(st.booleans()) else None
     window = draw(windows)
     span = Span("generated.avg", 10 + index, 1, 10 + index, 2)
-    written = {"partner": True, "purpose": purpose, "fields": True, "basis": basis, "students": condition,
-               "valid": window, "retain": retain}
+    written = {"partner": True, "purpose": purpose, "fields": True, "basis": basis, "art9": art9,
+               "students": condition, "valid": window, "retain": retain, "dpia": dpia}
     clauses = tuple((k, span) for k, v in written.items() if v is not None)
-    return n.Rule(effect, _name(f"r{index}-x"), draw(partner_selectors), purpose, tuple(fields), basis, None,
-                  condition, window, retain, None, clauses=clauses, span=span)
+    return n.Rule(effect, _name(f"r{index}-x"), draw(partner_selectors), purpose, tuple(fields), basis, art9,
+                  condition, window, retain, None, art9_topic=art9_topic, dpia=dpia, clauses=clauses, span=span)
 
 
 _RULES = [_rules(i) for i in range(6)]
@@ -222,21 +228,74 @@ def _policy_files(draw: st.DrawFn) -> n.File:
     """A valid policy set as nodes: catalogue, agreements, consent topics and 1-6 rules."""
     decls: list[Any] = [
         n.Dataset(_name("leerling"), "Leerlinggegevens", True, tuple(
-            n.FieldDecl(_name(k), _name(t), _name("personal")) for k, t in SUBJECT.items())),
+            n.FieldDecl(_name(k), _name(t), _name(SENSITIVE.get(k, "personal")),
+                        _name(ROLES[k]) if k in ROLES else None) for k, t in SUBJECT.items())),
         n.Dataset(_name("absentie"), "Absentie", False, (
             n.FieldDecl(_name("datum"), _name("date"), _name("personal")),
-            n.FieldDecl(_name("reden"), _name("text"), _name("sensitive")))),
-        *(n.Purpose(_name(u), f"Doel {u}") for u in PURPOSES)]
+            n.FieldDecl(_name("reden"), _name("text"), _name("sensitive"))))]
+    # u1 is limited by a student's leaving; u-2 is a transfer or an archive purpose, or is too
+    decls += [n.Purpose(_name("u1"), "Doel u1", _name("other")),
+              n.Purpose(_name("u-2"), "Doel u-2", _name(draw(_u2_kinds)))]
     reconfirm = draw(st.booleans())
     decls.append(n.ConsentTopic(_name("t1"), "Onderwerp een", reconfirm))
     decls.append(n.ConsentTopic(_name("t-2"), "Onderwerp twee", not reconfirm))
+    rules = [draw(_RULES[i]) for i in range(draw(st.integers(1, 5)))]
     for p in PARTNERS:
-        agreements = tuple(n.Agreement(f"A-{p}-{i}", draw(windows) or _window(D(2025, 8, 1), None))
-                           for i in range(draw(st.integers(0, 2))))
-        decls.append(n.Partner(_name(p), f"Partner {p}", agreements))
-    for i in range(draw(st.integers(1, 5))):
-        decls.append(draw(_RULES[i]))
+        drafts = [(f"A-{p}-{i}", draw(windows) or _window(D(2025, 8, 1), None), draw(_coverages), draw(_purpose_sets))
+                  for i in range(draw(st.integers(0, 2)))]
+        drafts = _cover_permits(p, drafts, rules)
+        agreements = tuple(n.Agreement(ref, w, covers=None if covers is None else tuple(_field_ref(r) for r in covers),
+                                       purposes=None if purposes is None else tuple(_name(u) for u in purposes),
+                                       retain=n.Duration(5, _name("years")), breach=n.Duration(24, _name("hours")))
+                           for ref, w, covers, purposes in drafts)
+        decls.append(n.Partner(_name(p), f"Partner {p}", agreements, role=None if agreements else _name("controller")))
+    decls.extend(rules)
     return n.File("generated.avg", tuple(decls))
+
+
+_u2_kinds = st.sampled_from(["transfer", "archive", "other", "care"])
+_coverages = st.one_of(st.none(), st.lists(st.sampled_from(REFS), min_size=1, max_size=6, unique=True).map(sorted))
+_purpose_sets = st.one_of(st.none(),
+                          st.lists(st.sampled_from(PURPOSES), min_size=1, max_size=2, unique=True).map(sorted))
+
+
+def _field_ref(ref: str) -> n.FieldRef:
+    ds, f = ref.split(".")
+    return n.FieldRef(_name(ds), _name(f))
+
+
+def _overlap(a: n.Window | None, b: n.Window | None) -> bool:
+    a_start, a_end = (a.start, a.end) if a else (None, None)
+    b_start, b_end = (b.start, b.end) if b else (None, None)
+    return (a_start is None or b_end is None or a_start <= b_end) and (b_start is None or a_end is None
+                                                                        or b_start <= a_end)
+
+
+def _cover_permits(partner: str, drafts: list[Any], rules: list[n.Rule]) -> list[Any]:
+    """Widen the first agreement overlapping each permit that names ``partner`` to what it grants, so
+    that the set is valid (E410); other agreements keep their drawn coverage, so fields and purposes
+    still fall outside the agreements in force at some moments."""
+    drafts = [[ref, w, None if c is None else set(c), None if u is None else set(u)] for ref, w, c, u in drafts]
+    for r in rules:
+        if r.effect != "permit" or r.partner is None or r.partner.everything or \
+                partner not in {x.value for x in r.partner.names}:
+            continue
+        live = [d for d in drafts if _overlap(d[1], r.window)]
+        if not live:
+            continue
+        target = live[0]
+        refs: set[str] = set()
+        for f in r.fields or ():
+            if f.field.value != "*":
+                refs.add(f"{f.dataset}.{f.field}")
+            else:
+                refs |= {x for x in REFS if x.startswith(f"{f.dataset}.")}
+        purposes = set(PURPOSES) if r.purpose is None or r.purpose.everything else {x.value for x in r.purpose.names}
+        if target[2] is not None:
+            target[2] |= refs
+        if target[3] is not None:
+            target[3] |= purposes
+    return [(ref, w, None if c is None else sorted(c), None if u is None else sorted(u)) for ref, w, c, u in drafts]
 
 
 policy_files = _policy_files()
@@ -267,14 +326,26 @@ def render(file: n.File) -> str:
     out = []
     for d in file.declarations:
         if isinstance(d, n.Dataset):
-            body = "\n".join(f"    {f.name} {f.type} {f.sensitivity}" for f in d.fields)
+            body = "\n".join(f"    {f.name} {f.type} {f.sensitivity}" + (f" {f.role}" if f.role else "")
+                             for f in d.fields)
             out.append(f'dataset {d.name} "{d.title}"{" subject" if d.subject else ""} {{\n{body}\n}}')
         elif isinstance(d, n.Purpose):
-            out.append(f'purpose {d.name} "{d.title}"')
+            out.append(f'purpose {d.name} "{d.title}"' + (f" kind {d.kind}" if d.kind else ""))
         elif isinstance(d, n.ConsentTopic):
             out.append(f'consent {d.name} "{d.title}"{" reconfirm_at_16" if d.reconfirm_at_16 else ""}')
         elif isinstance(d, n.Partner):
-            body = "".join(f'\n    agreement "{a.reference}" {_window_text(a.window)}' for a in d.agreements)
+            body = f"\n    role {d.role}" if d.role else ""
+            for a in d.agreements:
+                body += f'\n    agreement "{a.reference}" {_window_text(a.window)} {{'
+                if a.covers is not None:
+                    body += "\n        covers " + (", ".join(f"{r.dataset}.{r.field}" for r in a.covers) or "")
+                if a.purposes is not None:
+                    body += "\n        purposes " + ", ".join(u.value for u in a.purposes)
+                if a.retain is not None:
+                    body += f"\n        retain {a.retain.amount} {a.retain.unit}"
+                if a.breach is not None:
+                    body += f"\n        breach {a.breach.amount} {a.breach.unit}"
+                body += "\n    }"
             out.append(f'partner {d.name} "{d.title}"' + (f" {{{body}\n}}" if body else ""))
         elif isinstance(d, n.Rule):
             lines = [f"{d.effect} {d.name} {{", f"    partner {_selector_text(d.partner)}"]
@@ -283,7 +354,12 @@ def render(file: n.File) -> str:
             refs = [f"{r.dataset}.{r.field}" + (f" as {r.transform}" if r.transform else "") for r in d.fields]
             lines.append(f"    fields {', '.join(refs)}")
             if d.basis is not None:
-                lines.append(f"    basis {d.basis.kind}" + (f"({d.basis.topic})" if d.basis.topic else ""))
+                lines.append(f"    basis {d.basis.kind}" + (f"({d.basis.topic})" if d.basis.topic else "")
+                             + (f'("{d.basis.law}")' if d.basis.law else ""))
+            if d.art9 is not None:
+                lines.append(f"    art9 {d.art9}" + (f"({d.art9_topic})" if d.art9_topic else ""))
+            if d.dpia is not None:
+                lines.append(f'    dpia "{d.dpia}"')
             if d.retain is not None:
                 lines.append(f"    retain {d.retain.amount} {d.retain.unit}")
             if d.condition is not None:
@@ -403,22 +479,60 @@ def requests() -> st.SearchStrategy[tuple[str, str, list[str]]]:
 # ---------------------------------------------------------------------------
 # A small school for the example-based engine tests (spec sections 3-6 and api.md)
 
-_LESGROEPEN = "    lesgroepen    set       personal\n"
+# the spec's examples (spec sections 3-6, in v2: roles, kinds, a law, a DPIA) with a field `actief` and more
+# partners, purposes and rules around them
+SCHOOL = """
+dataset leerling "Leerlinggegevens" subject {
+    id            text      personal
+    eckid         text      pseudonym
+    roepnaam      text      personal
+    achternaam    text      personal
+    geboortedatum date      personal
+    school        text      personal
+    leerjaar      int       personal
+    onderwijstype text      personal
+    lesgroepen    set       personal
+    actief        bool      personal
+    bsn           text      national_id
+    foto          text      personal
+    zorgnotitie   text      special
+}
 
-# the spec's examples (spec_texts.py) with a field `actief` and more partners, purposes and rules around them
-SCHOOL = ("\n" + spec.DATASETS.replace(_LESGROEPEN, _LESGROEPEN + "    actief        bool      personal\n") + "\n"
-          + spec.PARTNERS + spec.SCHOOLWEBSITE + """\
+dataset absentie "Absentiegegevens" {
+    datum  date  personal
+    reden  text  special
+}
+
+partner snappet "Snappet B.V." {
+    agreement "DPA-2025-031" valid from 2025-08-01 until 2026-07-31
+}
+partner dus-i "DUS-I / DUO" { role controller  kind government }
+partner schoolwebsite "Website van de school" { role controller }
 partner gappy "Partner met een gat tussen twee overeenkomsten" {
     agreement "DPA-1" valid from 2025-01-01 until 2025-06-30
     agreement "DPA-2" valid from 2025-09-01 until 2025-12-31
 }
-partner uni "Universiteit"
+partner uni "Universiteit" { role controller  kind research }
 
-""" + spec.LEERMIDDELEN + spec.PUBLICATIE + """\
-purpose bekostiging "Bekostiging"
-purpose onderzoek "Wetenschappelijk onderzoek"
+purpose leermiddelen "Levering en gebruik van digitaal leermateriaal" kind education
+purpose publicatie "Publicatie op de website" kind publication
+purpose bekostiging "Bekostiging" kind funding
+purpose onderzoek "Wetenschappelijk onderzoek" kind research
 
-""" + spec.CONSENTS + "\n" + spec.SNAPPET_LESMATERIAAL + """
+consent beeldmateriaal "Foto's en video's op website en sociale media"
+consent onderzoek "Deelname aan wetenschappelijk onderzoek" reconfirm_at_16
+
+permit snappet_lesmateriaal {
+    partner  snappet
+    purpose  leermiddelen
+    basis    contract
+    fields   leerling.{eckid, roepnaam, leerjaar, lesgroepen}, leerling.id as pseudonym
+    students where school == "12AB" and leerjaar in 3..8
+    valid    from 2025-08-01 until 2026-07-31
+    retain   1 year
+    note     "Alleen groepen 3 t/m 8 van De Regenboog"
+}
+
 permit snappet_plusklas {
     partner  snappet
     purpose  leermiddelen
@@ -428,12 +542,16 @@ permit snappet_plusklas {
     valid    from 2025-09-01 until 2026-06-30
 }
 
-""" + spec.GEEN_ZORGDATA + """
+forbid geen_zorgdata_buiten_dus_i {
+    partner  * except dus-i
+    fields   leerling.zorgnotitie, absentie.reden
+}
+
 permit dus_i_bekostiging {
     partner  dus-i
     purpose  bekostiging
-    basis    legal_obligation
-    art9     substantial_public_interest
+    basis    legal_obligation("Wet op het primair onderwijs, art. 178a")
+    art9     substantial_public_interest  dpia "DPIA-bekostiging-2025"
     fields   leerling.{bsn, zorgnotitie, geboortedatum}
     students where onderwijstype != "vavo"
 }
@@ -466,4 +584,87 @@ forbid gappy_geen_onderbouw {
     students where leerjaar < 3
     valid    from 2025-01-01
 }
-""")
+"""
+
+# spec v2 (section 7): a controller, agreements with coverage that overlap, purposes of several kinds,
+# laws, art9 explicit_consent(TOPIC), a DPIA and a `left` field (tests/test_engine_v2.py)
+SCHOOL_V2 = """\
+controller "Stichting Voorbeeld" {
+    kind  public
+    dpo   "fg@voorbeeld.nl"
+}
+
+dataset leerling "Leerlinggegevens" subject {
+    id               text  personal  key
+    roepnaam         text  personal
+    achternaam       text  personal
+    geboortedatum    date  personal
+    leerjaar         int   personal
+    zorgnotitie      text  special
+    uitschrijfdatum  date  personal  left
+}
+
+partner snappet "Snappet B.V." {
+    role  processor
+    kind  vendor
+    agreement "OUD" valid from 2025-08-01 until 2025-12-31 {
+        covers    leerling.{id, roepnaam}
+        purposes  leermiddelen
+        retain    1 year
+        breach    24 hours
+    }
+    agreement "NIEUW" valid from 2025-12-01 until 2026-07-31 {
+        covers    leerling.{id, roepnaam, achternaam}
+        purposes  leermiddelen, oso
+        retain    1 year
+        breach    24 hours
+        dpia      "DPIA-leermiddelen-2025"
+    }
+}
+
+partner zorgteam "Zorgteam" {
+    role  controller
+    kind  care
+}
+
+purpose leermiddelen "Digitaal leermateriaal" kind education
+purpose oso "Overstap naar een andere school" kind transfer
+purpose toetsing "Toetsen" kind education
+purpose ondersteuning "Leerlingondersteuning" kind care
+
+consent zorgdeling "Delen van zorgnotities"
+
+permit snappet_namen {
+    partner  snappet
+    purpose  leermiddelen
+    basis    contract
+    fields   leerling.{id, roepnaam, achternaam}
+    valid    from 2025-08-01 until 2026-07-31
+}
+
+permit snappet_overstap {
+    partner  snappet
+    purpose  oso
+    basis    legal_obligation("WPO, art. 42")
+    fields   leerling.{id, roepnaam}
+    valid    from 2025-08-01 until 2026-07-31
+}
+
+permit iedereen_toets {
+    partner  *
+    purpose  toetsing
+    basis    contract
+    fields   leerling.id
+    valid    from 2025-08-01 until 2026-07-31
+}
+
+permit zorgnotities {
+    partner  zorgteam
+    purpose  ondersteuning
+    basis    public_task("WPO, art. 18a")
+    art9     explicit_consent(zorgdeling)
+    fields   leerling.{roepnaam, zorgnotitie}
+    students where leerjaar >= 1
+    dpia     "DPIA-zorg"
+}
+"""

@@ -109,7 +109,8 @@ def test_specialise_all_generates_every_epoch(policy):
 
 
 def test_cost_does_not_depend_on_unrelated_rules():
-    extra = "\n".join(f'partner x{i} "X"\npermit extra_{i} {{\n partner x{i}\n purpose leermiddelen\n'
+    extra = "\n".join(f'partner x{i} "X" {{ role controller }}\n'
+                      f'permit extra_{i} {{\n partner x{i}\n purpose leermiddelen\n'
                       f' basis contract\n fields leerling.roepnaam\n students where school == "S{i}"\n}}'
                       for i in range(50))
     policy = avgpolicy.loads(SCHOOL + extra)

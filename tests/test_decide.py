@@ -9,7 +9,7 @@ import datetime as dt
 import json
 
 import pytest
-from engine_strategies import SCHOOL
+from engine_strategies import SCHOOL, SCHOOL_V2
 
 import avgpolicy
 from avgpolicy import Consent, Decision, FieldDecision, Reason
@@ -222,6 +222,10 @@ def test_every_reason_code_is_a_spec_code(policy, engine):
     ]
     for partner, purpose, fields, student, at in requests:
         seen.update(codes(policy.decide(partner, purpose, fields, student, at=at, engine=engine)))
+    v2 = avgpolicy.loads(SCHOOL_V2)
+    seen.update(codes(v2.decide("snappet", "leermiddelen", ["leerling.achternaam"], {}, at=OCT, engine=engine)))
+    seen.update(codes(v2.decide("snappet", "leermiddelen", ["leerling.id"], {"uitschrijfdatum": D(2025, 1, 1)},
+                                at=OCT, engine=engine)))
     assert set(REASON_CODES) == seen
 
 
@@ -294,10 +298,11 @@ dataset absentie "A" {
     datum date personal
     reden text sensitive
 }
-partner p "P"
+partner p "P" { role controller }
 purpose u "U"
 purpose v "V"
-permit alles { partner * purpose u basis public_task fields leerling.*, absentie.datum students where klas == "3a" }
+permit alles { partner * purpose u basis public_task("WPO, art. 1") fields leerling.*, absentie.datum
+                students where klas == "3a" }
 forbid geen_reden { partner p purpose * except v fields absentie.* }
 """
 

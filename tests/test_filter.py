@@ -140,7 +140,7 @@ dataset leerling "Leerlinggegevens" subject {
     leerjaar      int   personal
     school        text  personal
 }
-partner p "Partner"
+partner p "Partner" { role controller }
 purpose doel "Doel"
 permit oud_volledig {
     partner  p

@@ -22,7 +22,7 @@ dataset leerling "L" subject {
     groepen  set  personal
     geboortedatum date personal
 }
-partner p "P"
+partner p "P" { role controller }
 purpose u "U"
 permit tekst   { partner p purpose u basis contract fields leerling.naam students where naam == "A" }
 permit getal   { partner p purpose u basis contract fields leerling.jaar students where jaar >= 3 }

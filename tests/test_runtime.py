@@ -64,7 +64,7 @@ dataset leerling "L" subject {{
     actief bool personal
     naam text personal
 }}
-partner p "P"
+partner p "P" {{ role controller }}
 purpose u "U"
 permit r {{ partner p purpose u basis contract fields leerling.naam students where {text} }}
 """
@@ -82,7 +82,7 @@ dataset leerling "L" subject {
     geboortedatum date personal
     foto text personal
 }
-partner p "P"
+partner p "P" { role controller }
 purpose u "U"
 consent t "T"
 permit r { partner p purpose u basis consent(t) fields leerling.foto }
@@ -91,7 +91,7 @@ permit r { partner p purpose u basis consent(t) fields leerling.foto }
     for status in rt.CONSENT_STATUSES:
         if status in (rt.CONSENT_OK, rt.CONSENT_INFORM):
             continue
-        reason = rt.make_reason(("no_consent", rule, status), "leerling.foto", "p", "u")
+        reason = rt.make_reason(("no_consent", rule, (status, "t")), "leerling.foto", "p", "u")
         assert "topic t" in reason.message and "(rule r)" in reason.message
         assert "s.avg" == reason.location.file
 
