@@ -221,5 +221,8 @@ def make_plan(policy: Policy, partner: str, purpose: str, fields: Sequence[str],
     from ..policy import _check_moment, _check_request
     key = _check_request(partner, purpose, fields)
     _check_moment(at)
+    check_names = getattr(policy, "check_names", None)
+    if check_names is not None:  # an undeclared partner or purpose is an error, as for filter
+        check_names(partner, purpose)
     day = rt.local_day(at, policy.zone)
     return Plan(policy, partner, purpose, key, day)
