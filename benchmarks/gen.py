@@ -26,9 +26,15 @@ SCHOOLS = ("12AB", "34CD", "56EF", "78GH")
 RULES_PER_FILE = 500
 
 CATALOGUE = """\
-# Datacatalogus van Stichting Voorbeeld Onderwijs (benchmark set)
+# Datacatalogus van Stichting Voorbeeld Onderwijs (benchmark set, language v2)
+controller "Stichting Voorbeeld Onderwijs" {
+    kind             public
+    dpo              "Functionaris gegevensbescherming, fg@voorbeeld.nl"
+    breach_handling  24 hours
+}
+
 dataset leerling "Leerlinggegevens" subject {
-    id            text      personal
+    id            text      personal  key
     eckid         text      pseudonym
     roepnaam      text      personal
     achternaam    text      personal
@@ -40,6 +46,7 @@ dataset leerling "Leerlinggegevens" subject {
     bsn           text      national_id
     foto          text      personal
     zorgnotitie   text      special
+    uitschrijfdatum date    personal  left
 }
 
 dataset absentie "Absentiegegevens" {
@@ -55,20 +62,40 @@ dataset resultaat "Toetsresultaten" {
 consent beeldmateriaal "Foto's en video's op website en sociale media"
 consent onderzoek "Deelname aan wetenschappelijk onderzoek" reconfirm_at_16
 
-purpose leermiddelen "Levering en gebruik van digitaal leermateriaal"
-purpose toetsing "Afname en verwerking van toetsen"
-purpose bekostiging "Bekostiging door de overheid"
+purpose leermiddelen "Levering en gebruik van digitaal leermateriaal" kind education
+purpose toetsing "Afname en verwerking van toetsen" kind education
+purpose bekostiging "Bekostiging door de overheid" kind funding
 """
 
 CORE_PARTNERS = """\
 partner snappet "Snappet B.V." {
-    agreement "DPA-2025-031" valid from 2025-08-01 until 2030-07-31
+    role  processor
+    kind  vendor
+    agreement "DPA-2025-031" valid from 2025-08-01 until 2030-07-31 {
+        model     convenant_4
+        covers    leerling.{eckid, roepnaam, achternaam, geboortedatum, leerjaar, lesgroepen, school}
+        purposes  leermiddelen
+        retain    1 year
+        breach    24 hours
+    }
 }
 partner toetsplatform "Toetsplatform Nederland" {
-    agreement "VO-2025-117" valid from 2025-08-01 until 2030-07-31
+    role  processor
+    kind  exam
+    agreement "VO-2025-117" valid from 2025-08-01 until 2030-07-31 {
+        covers    leerling.{eckid, roepnaam, achternaam, leerjaar, onderwijstype}, resultaat.*
+        purposes  toetsing
+        retain    2 years
+        breach    24 hours
+    }
 }
 partner dus-i "DUS-I / DUO" {
-    agreement "WET-BEKOSTIGING" valid from 2020-01-01 until 2035-12-31
+    role  controller
+    kind  government
+    agreement "WET-BEKOSTIGING" valid from 2020-01-01 until 2035-12-31 {
+        covers    leerling.{bsn, geboortedatum, school, onderwijstype}
+        purposes  bekostiging
+    }
 }
 """
 
@@ -96,7 +123,7 @@ permit snappet_plusklas {
 permit toets_afname {
     partner  toetsplatform
     purpose  toetsing
-    basis    public_task
+    basis    public_task("WPO, art. 9b")
     fields   leerling.{eckid, roepnaam, achternaam, leerjaar, onderwijstype}, resultaat.{vak, cijfer}
     students where leerjaar >= 6 and onderwijstype != "vso"
     valid    from 2025-08-01 until 2030-07-31
@@ -117,7 +144,7 @@ forbid geen_zorgdata_buiten_dus_i {
 permit dus_i_bekostiging {
     partner  dus-i
     purpose  bekostiging
-    basis    legal_obligation
+    basis    legal_obligation("Wet op het primair onderwijs, art. 178a")
     fields   leerling.{bsn, geboortedatum, school, onderwijstype}
     valid    from 2020-01-01 until 2035-12-31
     retain   7 years
@@ -192,7 +219,7 @@ def filler_rule(i: int) -> str:
         return (f"permit rooster_{i:05d} {{\n"
                 f"    partner  {partner}\n"
                 f"    purpose  {_filler_purpose(k, 1)}\n"
-                f"    basis    public_task\n"
+                f'    basis    public_task("WPO, art. 8")\n'
                 f"    fields   leerling.{{roepnaam, achternaam, lesgroepen}}, leerling.geboortedatum as year\n"
                 f'    students where "{group}" in lesgroepen or (school == "{school_a}" and age >= {low + 5})\n'
                 f"    retain   6 months\n"
@@ -220,7 +247,14 @@ def filler_partner(k: int) -> str:
     start = datetime.date(2025, 8, 1) + datetime.timedelta(days=rng.randrange(0, 60))
     end = datetime.date(2030, 7, 31) + datetime.timedelta(days=rng.randrange(0, 365))
     return (f'partner {_filler_partner(k)} "Leverancier {k}" {{\n'
-            f'    agreement "DPA-{k:04d}" valid from {start.isoformat()} until {end.isoformat()}\n'
+            f"    role  processor\n"
+            f"    kind  vendor\n"
+            f'    agreement "DPA-{k:04d}" valid from {start.isoformat()} until {end.isoformat()} {{\n'
+            f"        covers  leerling.{{eckid, roepnaam, achternaam, leerjaar, lesgroepen, geboortedatum}}, "
+            f"resultaat.*\n"
+            f"        retain  1 year\n"
+            f"        breach  24 hours\n"
+            f"    }}\n"
             f"}}\n")
 
 
@@ -286,7 +320,15 @@ def student(i: int) -> dict[str, Any]:
         "bsn": f"{rng.randrange(10**8, 10**9)}",
         "foto": f"foto/{i}.jpg",
         "zorgnotitie": "",
+        "uitschrijfdatum": None,
     }
+    leaving = rng.random()
+    if leaving < 0.04:  # left before the moment of the scenario (spec 7.7): nothing goes out any more
+        record["uitschrijfdatum"] = AT - datetime.timedelta(days=rng.randrange(1, 300))
+    elif leaving < 0.08:  # leaves later
+        record["uitschrijfdatum"] = AT + datetime.timedelta(days=rng.randrange(0, 300))
+    elif leaving < 0.5:
+        del record["uitschrijfdatum"]
     flaw = rng.random()
     if flaw < 0.03:
         del record[rng.choice(("school", "leerjaar", "geboortedatum", "lesgroepen", "onderwijstype"))]

@@ -217,7 +217,7 @@ def cedar_schema(policy_model: m.PolicyModel) -> str:
     return (
         "entity Partner;\n"
         f"entity Student {{ {attrs} }};\n"
-        'type Ctx = { "purpose": String, "day": Long, "age"?: Long, "consents": Set<String> };\n'
+        'type Ctx = { "purpose": String, "day": Long, "age"?: Long, "consents": Set<String>, "gone": Bool };\n'
         f"action {actions} appliesTo {{ principal: Partner, resource: Student, context: Ctx }};\n"
     )
 
@@ -247,11 +247,30 @@ def cedar_policies(policy_model: m.PolicyModel) -> str:
     for p in policy_model.partners.values():
         if not p.agreements:
             continue
-        valid = " || ".join("(" + " && ".join(_window_text(a.window, "context.day", " && ") or ["true"]) + ")"
-                            for a in p.agreements)
-        out.append(f"// agreements of {p.name}\nforbid(principal == {_cedar_uid('Partner', p.name)}, action, resource)"
-                   f" unless {{ {valid} }};")
+        valid = " || ".join("(" + " && ".join(_window_text(a.window, "context.day", " && ") + (
+            [f"[{', '.join(json.dumps(u) for u in sorted(a.purposes))}].contains(context.purpose)"]
+            if a.purposes is not None else []) + (
+            [f"action in [{', '.join(_cedar_uid('Action', f) for f in sorted(a.covers))}]"]
+            if a.covers is not None else []) or ["true"]) + ")" for a in p.agreements)
+        out.append(f"// agreements of {p.name} (in force, covering the field and the purpose)\n"
+                   f"forbid(principal == {_cedar_uid('Partner', p.name)}, action, resource) unless {{ {valid} }};")
+    if policy_model.catalogue.left is not None:
+        exempt = _after_leaving(policy_model)
+        unless = f" && ![{', '.join(json.dumps(u) for u in exempt)}].contains(context.purpose)" if exempt else ""
+        out.append(f"// students who left\nforbid(principal, action, resource) when {{ context.gone{unless} }};")
     return "\n\n".join(out) + "\n"
+
+
+def _after_leaving(policy_model: m.PolicyModel) -> list[str]:
+    """The purposes that still receive a student who left (kinds transfer and archive, spec 7.7)."""
+    return sorted(u for u, info in policy_model.purposes.items() if info.kind in ("transfer", "archive"))
+
+
+def gone(policy_model: m.PolicyModel, student: Mapping[str, Any], day: datetime.date) -> bool:
+    """The student left before ``day``, or the date cannot be known (ill-typed): nothing goes out."""
+    left = policy_model.catalogue.left
+    value = student.get(left) if left is not None else None
+    return value is not None and (type(value) is not datetime.date or value < day)
 
 
 class CedarPeer:
@@ -280,7 +299,8 @@ class CedarPeer:
     def requests(self, index: int, student: Mapping[str, Any], partner: str, purpose: str,
                  fields: Sequence[str], day: datetime.date) -> list[dict[str, Any]]:
         context: dict[str, Any] = {"purpose": purpose, "day": day_number(day),
-                                   "consents": valid_consents(self.model, student, day)}
+                                   "consents": valid_consents(self.model, student, day),
+                                   "gone": gone(self.model, student, day)}
         born = student.get(m.BIRTHDATE_FIELD)
         if type(born) is datetime.date:
             context["age"] = _age(born, day)
@@ -355,9 +375,15 @@ def casbin_policies(policy_model: m.PolicyModel) -> list[list[str]]:
         lines += [[p, u, g.ref, rule, eft] for p in partners for u in purposes for g in r.grants]
     for p in policy_model.partners.values():
         if p.agreements:
-            valid = " or ".join("(" + (" and ".join(_window_text(a.window, "r.day", " and ")) or "True") + ")"
-                                for a in p.agreements)
+            valid = " or ".join("(" + (" and ".join(_window_text(a.window, "r.day", " and ") + (
+                [f"r.purpose in {tuple(sorted(a.purposes))!r}"] if a.purposes is not None else []) + (
+                [f"r.field in {tuple(sorted(a.covers))!r}"] if a.covers is not None else [])) or "True") + ")"
+                for a in p.agreements)
             lines.append([p.name, "*", "*", f"not ({valid})", "deny"])
+    if policy_model.catalogue.left is not None:
+        exempt = _after_leaving(policy_model)
+        lines.append(["*", "*", "*", "r.stu.gone" + (f" and r.purpose not in {tuple(exempt)!r}" if exempt else ""),
+                      "deny"])
     return lines
 
 
@@ -365,11 +391,12 @@ class CasbinStudent:
     """A student as Casbin sees it: an object whose attributes are the clean fields (None when unknown)."""
 
     def __init__(self, names: Iterable[str], attributes: Mapping[str, Any], age: int | None,
-                 consents: list[str]) -> None:
+                 consents: list[str], gone: bool = False) -> None:
         for name in names:
             setattr(self, name, attributes.get(name))
         self.age = age
         self.consents = tuple(consents)
+        self.gone = gone
 
 
 class CasbinPeer:
@@ -390,7 +417,7 @@ class CasbinPeer:
         born = student.get(m.BIRTHDATE_FIELD)
         age = _age(born, day) if type(born) is datetime.date else None
         return CasbinStudent(self.model.catalogue.subject_fields, attributes, age,
-                             valid_consents(self.model, student, day))
+                             valid_consents(self.model, student, day), gone(self.model, student, day))
 
     def decide(self, stu: CasbinStudent, partner: str, purpose: str, fields: Sequence[str],
                day: int) -> list[bool]:
