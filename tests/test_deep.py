@@ -87,11 +87,16 @@ def filter_agrees(policy: avgpolicy.Policy, partner: str, purpose: str, fields: 
         assert not any(policy.decide(partner, purpose, fields, s, at=at).allowed for s in batch)
         return
     rows = list(policy.filter(partner, purpose, fields, batch, at=at))
-    again = list(policy.filter(partner, purpose, fields, batch, at=at))
-    assert rows == again  # pseudonyms are deterministic
-    # the generated loop and the fallback (held check, then a projection plan per decision) agree
+    report = avgpolicy.FilterReport()
+    again = list(policy.filter(partner, purpose, fields, batch, at=at, report=report))
+    assert rows == again  # pseudonyms are deterministic; a report changes no row
+    # the generated loop and the fallback (held check, then a projection plan per decision) agree, and so
+    # do the reports they fill
     check = policy.compile(partner, purpose, fields)
-    assert rows == list(policy._rows(check, partner, tuple(fields), batch, at))
+    fallback = avgpolicy.FilterReport()
+    assert rows == list(policy._rows(check, partner, tuple(fields), batch, at, fallback))
+    assert fallback.to_dict() == report.to_dict()
+    assert (len(rows), len(batch) - len(rows)) == (report.sent, report.left_out)
     subject = policy.model.catalogue.subject
     expected_rows = []
     for student in batch:
