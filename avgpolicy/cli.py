@@ -439,6 +439,46 @@ def cmd_access(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Print the query (or a CREATE VIEW) of a request for a SIS that is not written in Python."""
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+    if not fields:
+        raise UsageError("--fields needs at least one field, e.g. leerling.roepnaam,leerling.eckid")
+    at = _parse_moment(args.at)
+    policy = _load(args.paths)
+    try:
+        policy.check_names(args.partner, args.purpose)
+    except ValueError as exc:  # UnknownNameError: a misspelt name is an error, not a quiet denial
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_POLICY
+    from .sql import NotTranslatable
+    consents: dict[str, str] = {"table": args.consents}
+    if args.key:
+        consents["key"] = args.key
+    try:
+        plan = policy.plan(args.partner, args.purpose, fields, at=at)
+        if args.view:
+            text = plan.to_view(args.view, args.dialect, table=args.table, consents=consents)
+        else:
+            text = _query_text(plan, args.dialect, args.table, consents)
+    except NotTranslatable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_POLICY
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"-- avgpolicy {plan.kind} plan: partner {args.partner}, purpose {args.purpose}, "
+          f"decision day {plan.day.isoformat()} (re-create it every day); policy {policy.version}")
+    print(text + ";")
+    return EXIT_OK
+
+
+def _query_text(plan: Any, dialect: str, table: str, consents: dict[str, str]) -> str:
+    plan.refuse_pseudonyms()  # a printed query runs without plan.run: it must not send the value itself
+    sql, params = plan.to_sql(dialect, table=table, consents=consents, inline=True, labels=True)
+    assert not params
+    return str(sql)
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from .exports import ExportLogError
     from .exports.dashboard import render_dashboard
@@ -551,6 +591,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=["en", "nl"], default="en", help="the language of the report (default en)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(func=cmd_access)
+
+    p = sub.add_parser("sql", help="the SQL query (or CREATE VIEW) of a request, for a SIS not written in Python")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--partner", required=True)
+    p.add_argument("--purpose", required=True)
+    p.add_argument("--fields", required=True, help="comma-separated, e.g. leerling.roepnaam,leerling.leerjaar")
+    p.add_argument("--at", metavar="WHEN", help="the decision day: YYYY-MM-DD or YYYY-MM-DDTHH:MM (default: now)")
+    p.add_argument("--dialect", required=True, choices=["duckdb", "sqlite", "postgres", "spark"])
+    p.add_argument("--table", required=True, help="the student table (columns named after the fields)")
+    p.add_argument("--view", metavar="NAME", help="print CREATE VIEW NAME AS ... instead of the query")
+    p.add_argument("--consents", default="consents", metavar="TABLE",
+                   help="the consent table (student, topic, party, given, withdrawn; default: consents)")
+    p.add_argument("--key", metavar="COLUMN", help="the student table's key column (default: the catalogue's key)")
+    p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("dashboard", help="one HTML page: the register and the export log's real traffic")
     p.add_argument("paths", nargs="+", metavar="PATH", help="the policy set")

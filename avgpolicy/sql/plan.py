@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import runtime as rt
 from . import tree as t
+from .errors import NotTranslatable
 from .planner import FieldPlan, plan_fields
 from .render import DIALECTS, ConsentTable, Output, Renderer
 
@@ -96,26 +97,54 @@ class Plan:
         return table
 
     def _query(self, dialect: str, table: str | Sequence[str], columns: Columns | None, consents: Consents,
-               inline: bool) -> tuple[str, dict[str, Any], list[Output]]:
+               inline: bool, labels: bool = False) -> tuple[str, dict[str, Any], list[Output]]:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
         cols = self._columns(columns)
         renderer = Renderer(dialect, cols, self._consents(consents, cols), inline)
         name = table if isinstance(table, str) else tuple(table)
-        query, outputs = renderer.query(self.field_plans, name)
+        query, outputs = renderer.query(self.field_plans, name, labels)
         return query.sql(dialect=dialect), renderer.params, outputs
 
     def to_sql(self, dialect: str = "duckdb", *, table: str | Sequence[str], columns: Columns | None = None,
-               consents: Consents = None, inline: bool = False) -> tuple[str, dict[str, Any]]:
+               consents: Consents = None, inline: bool = False, labels: bool = False) -> tuple[str, dict[str, Any]]:
         """``(sql, params)``: the query for ``dialect`` with named parameters in the driver's style
         (``$p0`` for duckdb, ``:p0`` for sqlite and spark, ``%(p0)s`` for psycopg) and ``params`` the
         dict of their values. ``inline=True`` writes the values as SQL literals instead (for a
         ``CREATE VIEW``, which cannot take parameters); ``params`` is then empty.
 
-        The query selects one column per field and transform (``c0``, ``c1``, ...); ``run`` turns them
-        into ``filter``'s rows."""
-        sql, params, _ = self._query(dialect, table, columns, consents, inline)
+        The query selects one column per field and transform (``c0``, ``c1``, ...; with ``labels=True``
+        named ``leerling.roepnaam``, ``leerling.geboortedatum as year``); ``run`` turns them into
+        ``filter``'s rows. A field released ``as pseudonym`` is selected as it is: only ``run`` applies
+        the pseudonym (the key never reaches the database)."""
+        sql, params, _ = self._query(dialect, table, columns, consents, inline, labels)
         return sql, params
+
+    def refuse_pseudonyms(self) -> None:
+        """NotTranslatable when a field may be released ``as pseudonym``: SQL that runs without ``run``
+        (a view, a printed query) would send the value itself."""
+        for fp in self.field_plans:
+            if not fp.never and "pseudonym" in fp.transforms:
+                rule = next(b.rule for b in fp.branches if b.transform == "pseudonym")
+                raise NotTranslatable(rule, f"{fp.ref} as pseudonym",
+                                      "the pseudonym key never reaches the database: use plan.run, which "
+                                      "applies it in Python after fetching")
+
+    def to_view(self, name: str, dialect: str = "duckdb", *, table: str | Sequence[str],
+                columns: Columns | None = None, consents: Consents = None) -> str:
+        """``CREATE VIEW name AS ...`` with the values written as literals and one column per field
+        (named ``leerling.roepnaam``, ``leerling.geboortedatum as year``). The decision day is fixed in
+        the view: re-create it every day. A field released ``as pseudonym`` cannot be in a view (the
+        key never reaches the database): NotTranslatable."""
+        from sqlglot import exp
+        self.refuse_pseudonyms()
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
+        cols = self._columns(columns)
+        renderer = Renderer(dialect, cols, self._consents(consents, cols), inline=True)
+        query, _ = renderer.query(self.field_plans, table if isinstance(table, str) else tuple(table), labels=True)
+        create = exp.Create(this=exp.Table(this=renderer.ident(name)), kind="VIEW", expression=query)
+        return create.sql(dialect=dialect)
 
     # -- running ---------------------------------------------------------------
 

@@ -90,9 +90,7 @@ class _Planner:
         model, day = self.model, self.day
         if rt.static_specs(model, self.partner, self.purpose, ref):
             return never
-        if not rt.agreement_active(model, self.partner, day):
-            return never
-        if not self._agreement_covers(ref):
+        if not self._agreement_covers(ref):  # (also: no agreement in force at all)
             return never
         info = model.catalogue.fields[ref]
         column = t.Column(ref, info.type)
@@ -116,6 +114,9 @@ class _Planner:
                 branches.append(Branch(r.name, cond, grant.transform))
                 if cond == t.TRUE:
                     break  # later permits are never reached
+        if info.type == "set" and branches and blocked != t.TRUE:
+            raise NotTranslatable(branches[0].rule, f"the set field {ref}",
+                                  "set fields have no portable SQL type; send them with filter")
         return FieldPlan(ref, column, blocked, tuple(branches))
 
     def _agreement_covers(self, ref: str) -> bool:

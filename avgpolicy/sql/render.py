@@ -270,7 +270,10 @@ class Renderer:
             out.append((Output(fp.ref, kind, type_), expr))
         return out
 
-    def query(self, fields: tuple[FieldPlan, ...], table: str | tuple[str, ...]) -> tuple[exp.Select, list[Output]]:
+    def query(self, fields: tuple[FieldPlan, ...], table: str | tuple[str, ...],
+              labels: bool = False) -> tuple[exp.Select, list[Output]]:
+        """The query; ``labels`` names its columns after the fields (``leerling.geboortedatum as year``)
+        instead of ``c0``, ``c1``, ... (for a view)."""
         selected: list[tuple[Output, exp.Expression]] = []
         for fp in fields:
             selected += self.outputs(fp)
@@ -283,9 +286,14 @@ class Renderer:
                                         for name, (_, e) in zip(names, selected, strict=True)])
         inner = inner.from_(source, copy=False)
         subquery = exp.Subquery(this=inner, alias=exp.TableAlias(this=self.ident(INNER)))
-        outer = exp.Select(expressions=[self.raw(INNER, name) for name in names]).from_(subquery, copy=False)
+        outs = [o for o, _ in selected]
+        columns: list[exp.Expression] = [self.raw(INNER, name) for name in names]
+        if labels:
+            columns = [exp.Alias(this=c, alias=self.ident(o.ref + (f" as {o.transform}" if o.transform else "")))
+                       for c, o in zip(columns, outs, strict=True)]
+        outer = exp.Select(expressions=columns).from_(subquery, copy=False)
         present = _or(*(exp.Not(this=exp.Is(this=self.raw(INNER, name), expression=exp.Null())) for name in names))
-        return outer.where(present, copy=False), [o for o, _ in selected]
+        return outer.where(present, copy=False), outs
 
 
 def _type(op: t.Operand) -> str:
