@@ -50,6 +50,21 @@ def _undecidable_record(exc: Exception, decide: Any, at: Any) -> Decision:
     return decide(None, at)  # type: ignore[no-any-return]
 
 
+def _resuming(rows: Iterator[dict[str, Any]], students: Iterator[Any],
+              rows_of: Any) -> Iterator[dict[str, Any]]:
+    """``filter``'s rows, going on after a record whose own code raised (a key whose ``__eq__``
+    raises): that record, already taken from ``students``, is left out like one that is not a
+    mapping, and the rest of the batch is filtered by a fresh loop. Other exceptions propagate."""
+    while True:
+        try:
+            yield from rows
+            return
+        except Exception as exc:
+            if not rt.raised_by_record(exc):
+                raise
+            rows = rows_of(students)
+
+
 def _check_moment(at: Any) -> None:
     if at is not None and not isinstance(at, datetime.date):
         raise TypeError(f"at must be a datetime.date, a datetime.datetime or None, not {type(at).__name__}")
@@ -227,10 +242,13 @@ class Policy:
                 raise ValueError(f"{needing[0]} is permitted `as pseudonym` to {partner}: load the policy with "
                                  "pseudonym_key=... to filter it")
         moment = datetime.datetime.now(self.zone) if at is None else at
-        rows = check.rows(students, moment, report)  # decides and projects in one generated loop
-        if rows is None:
-            return self._rows(check, partner, key, students, moment, report)
-        return rows  # type: ignore[no-any-return]
+
+        def rows_of(batch: Iterator[Any]) -> Iterator[dict[str, Any]]:
+            rows = check.rows(batch, moment, report)  # decides and projects in one generated loop
+            return self._rows(check, partner, key, batch, moment, report) if rows is None else rows  # type: ignore
+
+        students = iter(students)  # one iterator: after a record whose own code raised, the rest goes on
+        return _resuming(rows_of(students), students, rows_of)
 
     def _pseudonym_function(self, partner: str, ref: str) -> Any:
         """``value -> pseudonym`` for ``ref`` sent to ``partner`` (None for an ill-typed value);

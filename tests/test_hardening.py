@@ -228,3 +228,29 @@ def test_an_engine_bug_is_not_taken_for_bad_data(policy: avgpolicy.Policy, monke
     monkeypatch.setattr(interpreter, "decide", broken)
     with pytest.raises(KeyError):
         policy.decide("snappet", "leermiddelen", FIELDS, STUDENT, at=AT, engine="interpreted")
+
+
+def test_filter_leaves_out_a_record_whose_keys_raise_and_goes_on(policy: avgpolicy.Policy) -> None:
+    good = [{**STUDENT, "id": f"s{i}"} for i in range(4)]
+    try:
+        batch = [good[0], _hostile("leerjaar"), good[1], _hostile("school"), _hostile("leerjaar"), good[2], good[3]]
+        rows = list(policy.filter("snappet", "leermiddelen", ["leerling.school"], batch, at=AT))
+        assert [{"leerling.school": "12AB"}] * 4 == rows
+        rows = list(policy.filter("snappet", "leermiddelen", ["leerling.school"], iter(batch), at=AT))
+        assert 4 == len(rows)
+    finally:
+        _Key.armed = False
+
+
+def test_filter_does_not_take_an_engine_bug_for_bad_data(policy: avgpolicy.Policy,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from avgpolicy import runtime as rt
+
+    check = policy.compile("snappet", "leermiddelen", ["leerling.school"])
+
+    def broken(*args: Any) -> Any:  # raises inside avgpolicy's own code, as a bug there would
+        yield rt.local_day("not a moment", policy.zone)
+
+    monkeypatch.setattr(check, "rows", broken)
+    with pytest.raises(TypeError):
+        list(policy.filter("snappet", "leermiddelen", ["leerling.school"], [STUDENT], at=AT))
