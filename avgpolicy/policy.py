@@ -51,7 +51,7 @@ def _undecidable_record(exc: Exception, decide: Any, at: Any) -> Decision:
 
 
 def _resuming(rows: Iterator[dict[str, Any]], students: Iterator[Any],
-              rows_of: Any) -> Iterator[dict[str, Any]]:
+              rows_of: Any, left_out: Any) -> Iterator[dict[str, Any]]:
     """``filter``'s rows, going on after a record whose own code raised (a key whose ``__eq__``
     raises): that record, already taken from ``students``, is left out like one that is not a
     mapping, and the rest of the batch is filtered by a fresh loop. Other exceptions propagate."""
@@ -62,6 +62,7 @@ def _resuming(rows: Iterator[dict[str, Any]], students: Iterator[Any],
         except Exception as exc:
             if not rt.raised_by_record(exc):
                 raise
+            left_out()
             rows = rows_of(students)
 
 
@@ -247,8 +248,12 @@ class Policy:
             rows = check.rows(batch, moment, report)  # decides and projects in one generated loop
             return self._rows(check, partner, key, batch, moment, report) if rows is None else rows  # type: ignore
 
+        def left_out() -> None:  # counted as a record that is not a mapping
+            if report is not None:
+                report.add_left_out(check(None, moment))
+
         students = iter(students)  # one iterator: after a record whose own code raised, the rest goes on
-        return _resuming(rows_of(students), students, rows_of)
+        return _resuming(rows_of(students), students, rows_of, left_out)
 
     def _pseudonym_function(self, partner: str, ref: str) -> Any:
         """``value -> pseudonym`` for ``ref`` sent to ``partner`` (None for an ill-typed value);

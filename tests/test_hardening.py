@@ -236,8 +236,12 @@ def test_filter_leaves_out_a_record_whose_keys_raise_and_goes_on(policy: avgpoli
         batch = [good[0], _hostile("leerjaar"), good[1], _hostile("school"), _hostile("leerjaar"), good[2], good[3]]
         rows = list(policy.filter("snappet", "leermiddelen", ["leerling.school"], batch, at=AT))
         assert [{"leerling.school": "12AB"}] * 4 == rows
-        rows = list(policy.filter("snappet", "leermiddelen", ["leerling.school"], iter(batch), at=AT))
+        report = avgpolicy.FilterReport()
+        rows = list(policy.filter("snappet", "leermiddelen", ["leerling.school"], iter(batch), at=AT,
+                                  report=report))
         assert 4 == len(rows)
+        assert (4, 3) == (report.sent, report.left_out)
+        assert 3 == report.left_out_reasons["missing_attribute"]  # each counted as not a mapping
     finally:
         _Key.armed = False
 
