@@ -274,6 +274,10 @@ class Renderer:
               labels: bool = False) -> tuple[exp.Select, list[Output]]:
         """The query; ``labels`` names its columns after the fields (``leerling.geboortedatum as year``)
         instead of ``c0``, ``c1``, ... (for a view)."""
+        live = [fp for fp in fields if not fp.never]
+        shape = {(fp.blocked, tuple(b.condition for b in fp.branches)) for fp in live}
+        if len(shape) == 1 and not all(fp.always for fp in live):
+            return self._shared(live, table, labels)
         selected: list[tuple[Output, exp.Expression]] = []
         for fp in fields:
             selected += self.outputs(fp)
@@ -294,6 +298,37 @@ class Renderer:
         outer = exp.Select(expressions=columns).from_(subquery, copy=False)
         present = _or(*(exp.Not(this=exp.Is(this=self.raw(INNER, name), expression=exp.Null())) for name in names))
         return outer.where(present, copy=False), outs
+
+
+    def _shared(self, live: list[FieldPlan], table: str | tuple[str, ...],
+                labels: bool) -> tuple[exp.Select, list[Output]]:
+        """The common case: every released field hangs on the same forbids and permits, so the row
+        condition is evaluated once, in WHERE, and the fields are selected as they are."""
+        first = live[0]
+        allowed = t.and_(t.not_(first.blocked), t.or_(*(b.condition for b in first.branches)))
+        columns: list[exp.Expression] = []
+        outs: list[Output] = []
+        present = []
+        for fp in live:
+            assert fp.column is not None
+            col = self.column(fp.column)
+            present.append(self.known(col.copy(), fp.column.type))
+            for kind in fp.transforms:
+                val = self.value(col.copy(), fp.column.type)
+                if kind == "year":
+                    val = self.date_part("YEAR", val)
+                expr: exp.Expression = val
+                if len(fp.transforms) > 1:  # the first permit that holds picks the transform
+                    expr = exp.Case(ifs=[exp.If(this=self.cond(b.condition),
+                                                true=val.copy() if b.transform == kind else exp.Null())
+                                         for b in fp.branches])
+                out = Output(fp.ref, kind, "int" if kind == "year" else fp.column.type)
+                name = out.ref + (f" as {kind}" if kind else "") if labels else f"c{len(columns)}"
+                columns.append(exp.Alias(this=expr, alias=self.ident(name)))
+                outs.append(out)
+        where = _and(self.cond(allowed), _or(*present))
+        query = exp.Select(expressions=columns).from_(self.table(table, STUDENT), copy=False)
+        return query.where(where, copy=False), outs
 
 
 def _type(op: t.Operand) -> str:
