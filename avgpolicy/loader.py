@@ -74,7 +74,8 @@ def analyse(sources: list[Source], *, today: datetime.date | None = None
         files.append(f)
         diagnostics.extend(diags)
     diagnostics.extend(check(files, today=today))
-    return files, diagnostics
+    # the one place every diagnostic passes: an identical one is reported once (issue 16, item 3)
+    return files, list(dict.fromkeys(diagnostics))
 
 
 def build_policy(sources: list[Source], *, timezone: str = DEFAULT_TIMEZONE,

@@ -411,9 +411,39 @@ Declaration = Controller | Dataset | Partner | Purpose | ConsentTopic | Rule | T
 
 
 @attrs.frozen
+class Recovered(Node):
+    """A declaration that failed to parse, as far as the parser recovered it (issue 16, item 3).
+
+    Its syntax error has been reported; the declaration is not in ``File.declarations``.
+    It is here so that the names it declares are still known and cause no follow-on
+    errors (an "unknown partner" for a partner whose date was mistyped):
+
+    * ``keyword`` is the declaration keyword (``dataset``, ``partner``, ``purpose``,
+      ``consent``, ``controller``, ``permit``, ``forbid``, ``test``) and ``name`` the name
+      declared (None when even that was unreadable, and for the controller).
+    * ``subject`` is True when a dataset was written ``subject`` (so "no subject dataset"
+      is not reported either).
+    * ``node`` is the part that parsed before the mistake (e.g. a dataset with the field
+      lines before the bad one), or None. Its fields are known; as the list may be
+      incomplete, a reference to another field of a recovered dataset is no error either.
+    """
+
+    keyword: str
+    name: Name | None
+    subject: bool = False
+    node: Declaration | None = None
+    span: Span | None = _span
+
+
+@attrs.frozen
 class File(Node):
-    """One parsed ``.avg`` file."""
+    """One parsed ``.avg`` file; ``recovered`` lists the declarations that failed to parse."""
 
     name: str
     declarations: tuple[Declaration, ...]
     span: Span | None = _span
+    recovered: tuple[Recovered, ...] = ()
+
+    def children(self) -> Iterator[Node]:
+        """The declarations only: a walk never reaches the partial nodes of ``recovered``."""
+        return iter(self.declarations)

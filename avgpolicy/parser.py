@@ -45,6 +45,10 @@ _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _UNESCAPE_RE = re.compile(r"\\([\"\\])")
 _COMMENT_RE = re.compile(r"#[^\n]*")
 
+#: a mistyped date where a date belongs (`2025-8-1`, `01-08-2025`, `1 aug`): replaced while recovering
+_BAD_DATE_RE = re.compile(r"[0-9A-Za-z./-]*")
+_DATE_PLACEHOLDER = "0001-01-01"
+
 _parser_lock = threading.Lock()
 _parser: Lark | None = None
 
@@ -107,13 +111,15 @@ _SPLIT_RE = re.compile(r'\n|#[^\n]*|"(?:[^"\\]|\\[\s\S])*"?|[{}]|[^\n#"{}]+')
 _LINE_WS_RE = re.compile(r"[ \t\r\f\v]*")
 
 
-def split_declarations(text: str) -> Iterator[tuple[int, int, int]]:
+def split_declarations(text: str, *, nested: bool = False) -> Iterator[tuple[int, int, int]]:
     """Yield ``(start_offset, end_offset, first_line)`` of each top-level declaration.
 
     The scan knows strings and comments. A declaration keyword at the start of a
     line begins a new chunk when the braces are balanced, and ``dataset``,
     ``permit``, ``forbid`` and ``test`` always do. Text before the first keyword
     forms a chunk of its own (it is a syntax error unless it is blank).
+    ``nested=True`` starts a chunk at every declaration keyword at a line start,
+    whatever the braces (to take apart a declaration that swallowed the next ones).
     """
     starts: list[tuple[int, int]] = [(0, 1)]
     depth = 0
@@ -132,7 +138,8 @@ def split_declarations(text: str) -> Iterator[tuple[int, int, int]]:
                 continue  # only blanks so far on this line
             at_line_start = False
             word = _IDENT_RE.match(text, first)
-            if word and word.group() in DECLARATION_KEYWORDS and (depth <= 0 or word.group() in _ALWAYS_TOP):
+            if word and word.group() in DECLARATION_KEYWORDS and (
+                    depth <= 0 or nested or word.group() in _ALWAYS_TOP):
                 line_start = text.rfind("\n", 0, first) + 1
                 if line_start > starts[-1][0]:
                     starts.append((line_start, line))
@@ -298,6 +305,9 @@ class _FileParser:
         self.diagnostics: list[Diagnostic] = []
         self.reserved = keywords()
         self._line_offset = 0
+        self.recovered: list[n.Recovered] = []
+        self._text = ""  # the text Lark is parsing (for ``_keyword_as_name``)
+        self._silenced_dates: set[tuple[int, int]] = set()
 
     # -- helpers ----------------------------------------------------------
     def span(self, meta: Any) -> Span | None:
@@ -328,15 +338,142 @@ class _FileParser:
                     continue
                 except fastparse.Fallback:
                     pass  # Lark parses it and reports what is wrong
-            try:
-                # a chunk usually holds one declaration, but several may share a line
-                tree = get_parser().parse(chunk, start="start", on_error=self._keyword_as_name)
-            except UnexpectedInput as exc:
-                self._syntax_error(exc, chunk)
-                continue
-            decls.extend(self._transform(tree))
+            decls.extend(self._parse_chunk(chunk, first_line - 1))
         return n.File(self.source.file, tuple(decls),
-                      span=Span(self.source.file, 1, 1, max(1, text.count("\n") + 1), 1))
+                      span=Span(self.source.file, 1, 1, max(1, text.count("\n") + 1), 1),
+                      recovered=tuple(self.recovered))
+
+    # -- recovery: one mistake reports once (issue 16, item 3) ----------------
+    #
+    # A declaration that fails to parse is reported once, then:
+    # * if it swallowed the declarations after it (a missing `}`: `partner`, `purpose`,
+    #   `consent` and `controller` at a line start inside its braces), they are parsed on
+    #   their own and its own error is the one reported;
+    # * a missing `}` at its end is supplied, and a mistyped date replaced, so that the
+    #   declaration is still checked (a field typo in a rule without its `}` is found);
+    # * otherwise the names it declares are kept in ``File.recovered``, with what parsed
+    #   before the mistake, so that they cause no "unknown ..." errors elsewhere.
+
+    def _parse_chunk(self, chunk: str, line_offset: int) -> list[n.Declaration]:
+        self._line_offset = line_offset
+        try:
+            # a chunk usually holds one declaration, but several may share a line
+            self._text = chunk
+            tree = get_parser().parse(chunk, start="start", on_error=self._keyword_as_name)
+        except UnexpectedInput as exc:
+            pieces = list(split_declarations(chunk, nested=True)) if self._swallows(chunk) else []
+            if len(pieces) > 1:
+                out: list[n.Declaration] = []
+                for start, end, first_line in pieces:
+                    out.extend(self._parse_chunk(chunk[start:end], line_offset + first_line - 1))
+                return out
+            self._line_offset = line_offset
+            self._syntax_error(exc, chunk)
+            return self._recover(chunk, exc, line_offset)
+        return self._transform(tree)
+
+    @staticmethod
+    def _swallows(chunk: str) -> bool:
+        """Whether declarations at a line start inside this chunk's braces are separate ones
+        (in a rule or a test, `partner`, `purpose` and `consent` lines are clauses)."""
+        word = _IDENT_RE.match(chunk.lstrip())
+        return word is not None and word.group() in ("dataset", "partner", "purpose", "consent", "controller")
+
+    def _recover(self, chunk: str, exc: UnexpectedInput, line_offset: int) -> list[n.Declaration]:
+        text = chunk
+        end_of_chunk = len(chunk.rstrip())
+        self._silenced_dates: set[tuple[int, int]] = set()
+        for _ in range(6):
+            repaired = self._repair(text, exc)
+            if repaired is None:
+                break
+            text = repaired
+            try:
+                self._text = text
+                tree = get_parser().parse(text, start="start", on_error=self._keyword_as_name)
+            except UnexpectedInput as again:
+                pos = getattr(again, "pos_in_stream", None)
+                tok = getattr(again, "token", None)
+                if tok is not None and getattr(tok, "start_pos", None) is not None:
+                    pos = tok.start_pos
+                at_end = pos is None or pos >= end_of_chunk or getattr(tok, "type", "") == "$END"
+                if not at_end:  # a second mistake of its own, not a consequence of the repair
+                    self._syntax_error(again, text)
+                exc = again
+                continue
+            decls = self._transform(tree)
+            self._silenced_dates = set()
+            return decls
+        self._silenced_dates = set()
+        self.recovered.extend(self._recovered_names(chunk, exc, line_offset))
+        return []
+
+    def _repair(self, text: str, exc: UnexpectedInput) -> str | None:
+        """``text`` with the mistake of ``exc`` worked around, or None when there is no safe repair."""
+        tok = getattr(exc, "token", None)
+        accepts = set(getattr(exc, "accepts", None) or getattr(exc, "expected", None) or ())
+        if isinstance(exc, (UnexpectedToken, UnexpectedEOF)) and tok is not None and tok.type == "$END" \
+                and "RBRACE" in accepts:
+            last_line = text[text.rfind("\n") + 1:]
+            return text + ("\n}" if "#" in last_line else " }")
+        if isinstance(exc, UnexpectedToken) and "DATE" in accepts and tok is not None \
+                and tok.start_pos is not None:
+            m = _BAD_DATE_RE.match(text, tok.start_pos)
+            if m is None or not m.group():
+                return None
+            self._silenced_dates.add(((tok.line or 1) + self._line_offset, tok.column or 1))
+            return text[:m.start()] + _DATE_PLACEHOLDER + text[m.end():]
+        return None
+
+    def _recovered_names(self, chunk: str, exc: UnexpectedInput, line_offset: int) -> list[n.Recovered]:
+        """What a declaration that could not be repaired declares, read from its first tokens."""
+        pos = getattr(exc, "pos_in_stream", None)
+        tok = getattr(exc, "token", None)
+        if getattr(tok, "start_pos", None) is not None:
+            pos = tok.start_pos  # type: ignore[union-attr]
+        try:  # the tokens before the mistake (an odd character there would stop the tokenizer)
+            toks = fastparse.tokenize(chunk[:pos] if isinstance(pos, int) else chunk, line_offset + 1)
+        except fastparse.Fallback:
+            return []
+        if not toks or toks[0][0] != "IDENT" or toks[0][1] not in DECLARATION_KEYWORDS:
+            return []
+        keyword = toks[0][1]
+        name = None
+        if keyword != "controller" and len(toks) > 1 and toks[1][0] == "IDENT":
+            t = toks[1]
+            name = n.Name(t[1], span=Span(self.source.file, t[2], t[3], t[4], t[5]))
+        subject = False
+        if keyword == "dataset":
+            for t in toks[2:]:
+                if t[0] == "PUNCT":
+                    break
+                subject = subject or (t[0] == "IDENT" and t[1] == "subject")
+        first = toks[0]
+        span = Span(self.source.file, first[2], first[3], first[4], first[5])
+        return [n.Recovered(keyword, name, subject, self._partial(chunk, exc, line_offset), span=span)]
+
+    def _partial(self, chunk: str, exc: UnexpectedInput, line_offset: int) -> n.Declaration | None:
+        """The declaration as far as it goes before the line of the mistake, closed with `}`s."""
+        line = getattr(exc, "line", None)
+        if not isinstance(line, int) or line < 2:
+            return None
+        cut = 0
+        for _ in range(line - 1):
+            cut = chunk.find("\n", cut) + 1
+        prefix = chunk[:cut]
+        saved = len(self.diagnostics)
+        try:
+            for braces in range(1, 4):
+                try:
+                    tree = get_parser().parse(prefix + "}" * braces, start="start")
+                except UnexpectedInput:
+                    continue
+                self._line_offset = line_offset
+                decls = self._transform(tree)
+                return decls[0] if len(decls) == 1 else None
+            return None
+        finally:
+            del self.diagnostics[saved:]  # what the partial text says is not reported again
 
     def _keyword_as_name(self, exc: UnexpectedInput) -> bool:
         """Recover from a keyword where a name belongs: read it as a name (``t_name`` reports E004)."""
@@ -345,6 +482,13 @@ class _FileParser:
         tok = exc.token
         if tok.type == "IDENT" or tok.value not in self.reserved or "IDENT" not in exc.accepts:
             return False
+        if tok.value in RULE_CLAUSES and tok.end_pos is not None:
+            # `fields` then the next clause: the field list is empty (reported as such), unless
+            # the keyword names a dataset (`fields students.x`)
+            text = self._text
+            if not text[tok.end_pos:].lstrip().startswith(".") \
+                    and _COMMENT_RE.sub("", text[:tok.start_pos]).rstrip().endswith("fields"):
+                return False
         exc.interactive_parser.feed_token(Token.new_borrow_pos("IDENT", tok.value, tok))
         return True
 
@@ -384,11 +528,20 @@ class _FileParser:
                 close = difflib.get_close_matches(tok.value, words, n=1, cutoff=0.7)
                 if close:
                     hint = f"did you mean `{close[0]}`?"
-            if tok.type == "$END":
+            if tok.type == "$END" and (empty := self._empty_list(tok, chunk)) is not None:
+                self.error(empty, "E001", "the field list of `fields` is empty",
+                           help="list the fields after `fields`, e.g. `fields leerling.roepnaam, leerling.leerjaar`")
+            elif tok.type == "$END":
                 if "RBRACE" in allowed:
                     hint = "a `}` is missing at the end of the declaration"
                 self.error(self._end_span(chunk), "E001", f"declaration ends too early; expected {expected}",
                            help=hint or "complete the declaration")
+            elif "DATE" in allowed and (bad := self._bad_date(tok, chunk)) is not None:
+                self.error(self.token_span(tok), "E003", f"`{bad}` is not a valid date",
+                           help="write a calendar date as YYYY-MM-DD, e.g. 2025-08-01")
+            elif (empty := self._empty_list(tok, chunk)) is not None:
+                self.error(empty, "E001", "the field list of `fields` is empty",
+                           help="list the fields after `fields`, e.g. `fields leerling.roepnaam, leerling.leerjaar`")
             elif tok.value in self.reserved and "IDENT" in allowed:
                 self.error(self.token_span(tok), "E004", f"`{tok.value}` is a keyword and cannot be used as a name",
                            help="choose another name, e.g. add a prefix or suffix")
@@ -399,6 +552,32 @@ class _FileParser:
                            help=hint)
             return
         self.error(None, "E001", f"syntax error: {exc}")  # pragma: no cover - lark has no other kinds
+
+    @staticmethod
+    def _bad_date(tok: Token, chunk: str) -> str | None:
+        """The mistyped date that starts at ``tok`` (`2025-8-1`, `01-08-2025`), if it looks like one."""
+        if tok.start_pos is None:
+            return None
+        m = _BAD_DATE_RE.match(chunk, tok.start_pos)
+        text = m.group() if m else ""
+        return text if any(c.isdigit() for c in text) else None
+
+    def _empty_list(self, tok: Token, chunk: str) -> Span | None:
+        """The span of a `fields` keyword followed by no field (issue 16, item 4), else None."""
+        if tok.type == "$END":
+            before = chunk.rstrip()
+        elif tok.start_pos is not None:
+            before = chunk[:tok.start_pos]
+        else:
+            return None
+        before = _COMMENT_RE.sub("", before).rstrip()
+        prev = before[-7:-6]
+        if not before.endswith("fields") or (prev and (prev.isalnum() or prev in "_-")):
+            return None
+        start = len(before) - len("fields")
+        line = before.count("\n", 0, start) + 1 + self._line_offset
+        col = start - (before.rfind("\n", 0, start) + 1) + 1
+        return Span(self.source.file, line, col, line, col + len("fields"))
 
     def _end_span(self, chunk: str) -> Span:
         stripped = chunk.rstrip()
@@ -449,6 +628,8 @@ class _FileParser:
         return _UNESCAPE_RE.sub(r"\1", tok.value[1:-1])
 
     def date(self, tok: Token) -> datetime.date | None:
+        if self._silenced_dates and ((tok.line or 1) + self._line_offset, tok.column or 1) in self._silenced_dates:
+            return None  # the placeholder of a mistyped date, already reported
         try:
             return datetime.date.fromisoformat(tok.value)
         except ValueError:

@@ -65,7 +65,9 @@ def test_missing_brace_does_not_swallow_the_next_rule():
     text = "permit a {\n  partner x\n\npermit b {\n  partner y\n}\n"
     f, diags = parse(Source("t.avg", text))
     assert ["E001"] == [d.code for d in diags]
-    assert ["b"] == [d.name.value for d in f.declarations]
+    # the missing `}` is supplied after reporting it, so rule `a` is still checked
+    assert ["a", "b"] == [d.name.value for d in f.declarations]
+    assert "x" == f.declarations[0].partner.names[0].value
 
 
 def test_keyword_as_name_is_reported():
@@ -496,3 +498,115 @@ def test_v2_syntax_errors(text, expected):
     for fast in (True, False):
         (d,) = parse(Source("t.avg", text), fast=fast)[1]
         assert expected == (d.code, d.line, d.column, d.message, d.help)
+
+
+# ---------------------------------------------------------------------------
+# One mistake reports once (issue 16, items 3 and 4)
+
+import avgpolicy  # noqa: E402
+from avgpolicy.loader import analyse  # noqa: E402
+
+SMALL_SET = '''dataset leerling "Leerlinggegevens" subject {
+    id            text  personal  key
+    roepnaam      text  personal
+    leerjaar      int   personal
+    school        text  personal
+}
+partner snappet "Snappet B.V." {
+    kind vendor
+    agreement "VO4-1" valid from 2025-08-01 until 2026-07-31 {
+        covers leerling.{roepnaam, leerjaar} purposes leermiddelen retain 1 year breach 24 hours
+    }
+}
+purpose leermiddelen "Digitaal leermateriaal" kind education
+permit snappet_les {
+    partner snappet
+    purpose leermiddelen
+    basis   public_task("WPO, art. 8")
+    fields  leerling.{roepnaam, leerjaar}
+    students where school == "12AB" and leerjaar in 3..8
+    retain  6 months
+}
+test snappet_groep_5 {
+    at 2025-10-01
+    partner snappet
+    purpose leermiddelen
+    student { school: "12AB", leerjaar: 5 }
+    expect allow leerling.roepnaam
+}
+'''
+
+
+def load_errors(text: str) -> list[tuple[str, int, int, str]]:
+    with pytest.raises(avgpolicy.PolicyError) as info:
+        avgpolicy.loads(text)
+    return [(d.code, d.line, d.column, d.message) for d in info.value.errors]
+
+
+def test_the_small_set_is_clean():
+    assert () == avgpolicy.loads(SMALL_SET).warnings
+
+
+@pytest.mark.parametrize("reorder", [False, True])
+def test_a_missing_brace_in_the_subject_dataset_reports_once(reorder):
+    text = SMALL_SET.replace("    school        text  personal\n}\n", "    school        text  personal\n", 1)
+    if reorder:  # the declaration after it is a dataset (always a new declaration)
+        text = text.replace("partner snappet", 'dataset extra { x text personal }\npartner snappet', 1)
+    assert [("E001", 5, 32, "declaration ends too early; expected `key`, `left`, `}` or a name")] \
+        == load_errors(text)
+
+
+def test_a_missing_brace_in_a_partner_does_not_swallow_the_next_partner():
+    dus_i = 'partner dus-i "DUS-I" { role controller kind government }'
+    text = SMALL_SET.replace("    }\n}\npurpose", f"    }}\n{dus_i}\npurpose", 1)
+    f, diags = parse(Source("t.avg", text))
+    assert [("E001", 11, 5)] == [(d.code, d.line, d.column) for d in diags]
+    assert ["leerling", "snappet", "dus-i"] == [d.name.value for d in f.declarations[:3]]
+    assert "a `}` is missing at the end of the declaration" == diags[0].help
+
+
+@pytest.mark.parametrize("bad", ["2025-8-01", "01-08-2025", "2025-08-1x"])
+def test_a_bad_date_in_a_partner_reports_once_and_the_partner_stays_known(bad):
+    text = SMALL_SET.replace("valid from 2025-08-01", f"valid from {bad}", 1)
+    assert [("E003", 9, 34, f"`{bad}` is not a valid date")] == load_errors(text)
+
+
+def test_a_missing_brace_at_the_end_of_a_rule_hides_no_field_typo():
+    text = SMALL_SET.replace("leerling.{roepnaam, leerjaar}\n", "leerling.{roepnaam, leerjaat}\n", 1)
+    text = text.replace("    retain  6 months\n}\n", "    retain  6 months\n", 1)
+    assert ["E105", "E001"] == [code for code, *_ in load_errors(text)]
+    assert "leerjaat" in load_errors(text)[0][3]
+
+
+def test_an_unrepairable_declaration_keeps_its_name_in_recovered():
+    text = 'partner snappet "S" {\n  kind vendor\n  agreement "A" valid 2025-01-01 until 2026-01-01\n}\n'
+    f, diags = parse(Source("t.avg", text))
+    assert [("E001", 3, 23)] == [(d.code, d.line, d.column) for d in diags]
+    assert () == f.declarations
+    (rec,) = f.recovered
+    assert ("partner", "snappet", 1) == (rec.keyword, rec.name.value, rec.name.span.line)
+    assert isinstance(rec.node, n.Partner) and "vendor" == rec.node.kind.value  # what parsed before line 3
+    assert [] == list(f.walk())[1:]  # a walk does not reach recovered nodes
+
+
+def test_a_recovered_dataset_says_whether_it_is_the_subject():
+    text = 'dataset leerling "L" subject {\n  id text personal\n  roepnaam text personal\n  x text personal;\n}\n'
+    f, diags = parse(Source("t.avg", text))
+    assert [("E002", 4, 18)] == [(d.code, d.line, d.column) for d in diags]
+    (rec,) = f.recovered
+    assert ("dataset", "leerling", True) == (rec.keyword, rec.name.value, rec.subject)
+    assert ["id", "roepnaam"] == [fd.name.value for fd in rec.node.fields]
+
+
+def test_identical_diagnostics_are_reported_once():
+    bad = Source("x.avg", "permit r { partner a b }\n")
+    _, diags = analyse([bad, Source("x.avg", bad.text)])
+    assert 1 == sum(d.code == "E001" for d in diags)
+
+
+@pytest.mark.parametrize("after", ["\n  students where leerjaar == 3\n}", " }", "\n  basis contract\n}", " # niets\n}",
+                                   ""])
+def test_an_empty_field_list_says_so(after):
+    (d,) = parse(Source("t.avg", f"permit r {{\n  partner a\n  fields{after}"))[1]
+    assert ("E001", 3, 3, "the field list of `fields` is empty") == (d.code, d.line, d.column, d.message)
+    assert "list the fields after `fields`" in d.help
