@@ -60,7 +60,16 @@ if TYPE_CHECKING:
 #: a condition with more atoms is decided by the interpreter: generating code for it would
 #: take long and could exhaust Python's compiler (a flat `or` of thousands of terms)
 MAX_GENERATED_ATOMS = 500
+#: a request whose conditions hold more atoms in all (forbids and permits of every group) is decided by
+#: the interpreter: generating and compiling that much code would cost more than the interpreter saves
+#: before a request has been asked many times (issue 15: 8 rules of 498 atoms took 7.7 s to compile)
+REQUEST_ATOM_BUDGET = 600
+#: ``source`` and ``code_tree`` of a held function show at most this many epochs (the code of every
+#: epoch is generated and run all the same)
+SHOWN_EPOCHS = 32
 MEMO_LIMIT = 4096
+#: an outcome of at most this many reason specs gets its Decision built with the code; longer ones on use
+PREBUILT_SPECS = 4
 CONJUNCTION_TREE_LIMIT = 8  # atoms; the tree grows with the square of this
 KLEENE_TREE_LIMIT = 4  # atoms of a condition with or/not; the tree grows with 3 to this power
 
@@ -588,8 +597,17 @@ class _Gen:
             body.append(_record_guard(ast.Return(value=_name(req.value(req.decision(not_mapping))))))
             if len(req.groups) == 1:
                 def emit_single(outcome: Outcome) -> list[ast.stmt]:
+                    # A short outcome's Decision is built now and returned as a constant; a long one
+                    # (a reason per permit out of window, say) only on first use, then memoised: building
+                    # them all up front made the first decision of a request cost many interpreted ones.
                     if isinstance(outcome, tuple):
+                        if len(outcome) > PREBUILT_SPECS:
+                            return [ast.Return(value=_memoised(_const(outcome)))]
                         return [ast.Return(value=_name(req.value(req.decision(outcome))))]
+                    if isinstance(outcome, _Table) and any(o is not None and len(o) > PREBUILT_SPECS
+                                                           for o in outcome.outcomes):
+                        return [ast.Return(value=_memoised(ast.Subscript(value=_const(outcome.outcomes),
+                                                                         slice=outcome.index, ctx=ast.Load())))]
                     if isinstance(outcome, _Table):
                         table = tuple(None if o is None else req.decision(o) for o in outcome.outcomes)
                         return [ast.Return(value=ast.Subscript(value=_name(req.value(table)), slice=outcome.index,
@@ -846,9 +864,10 @@ class _Request:
             self.group_of.append(index.setdefault(sig, len(index)))
         self.groups = list(groups.values())
         # conditions too large to generate code for are decided by the reference interpreter
-        self.too_large = any(
-            r.condition is not None and _atom_count(r.condition) > MAX_GENERATED_ATOMS
-            for g in self.groups for r in (*g.forbids, *(p for p, _, _ in g.permits)))
+        conditions = [r.condition for g in self.groups for r in (*g.forbids, *(p for p, _, _ in g.permits))
+                      if r.condition is not None]
+        sizes = [_atom_count(c) for c in conditions]
+        self.too_large = any(size > MAX_GENERATED_ATOMS for size in sizes) or sum(sizes) > REQUEST_ATOM_BUDGET
         bounds = set()
         for w in windows:
             if w.start is not None:
@@ -856,11 +875,13 @@ class _Request:
             if w.end is not None and w.end < datetime.date.max:
                 bounds.add(w.end + datetime.timedelta(days=1))
         self.boundaries = sorted(bounds)
-        self.parts: dict[int, tuple[list[ast.stmt], list[ast.stmt]]] = {}
-        self.order: list[int] = []
-        self.ready: set[int] = set()
+        # epoch -> its function ``check(s, at=None)`` (generated on first use); found by bisecting the
+        # boundaries, so a moment costs O(log epochs) and each epoch's code is generated once
+        self.table: list[Any] = [None] * (len(self.boundaries) + 1)
+        self.hot = -1  # the epoch whose code the held function runs now
+        self.shown: list[str] = []  # sources of the first SHOWN_EPOCHS epochs, for ``check.source``
         self.check: Any = None
-        self.namespace.update(_last=(_NOTHING, None, -1), _resolve=self.resolve, _fallback=self.fallback,
+        self.namespace.update(_last=(_NOTHING, None, -1), _resolve=self.resolve, _table=self.table,
                               _interpret=self.interpret, _leftspec=self.left_spec, _out=self.left_out,
                               _flush=self.flush)
         self.filter_groups: dict[int, list[tuple[int, str | None, list[RuleInfo]]]] = {}
@@ -960,53 +981,48 @@ class _Request:
         return f"{start} to {end}"
 
     def specialise(self, epoch: int) -> None:
-        """Generate the code for ``epoch`` (once) and put it into the held function."""
+        """Generate the code of ``epoch`` once: a module defining ``check(s, at=None)`` for that epoch
+        alone (its prologue resolves ``at``; a call for another epoch goes to ``_table[_e]``)."""
         with self.lock:
-            if epoch in self.ready:
+            if self.table[epoch] is not None:
                 return
-            self.order.insert(0, epoch)  # the newest epoch is tested first
             try:
                 if self.too_large:
                     raise RecursionError
-                self.parts[epoch] = _Gen(self, epoch).parts()
-                self._rebuild()
+                defs, body = _Gen(self, epoch).parts()
+                fn, tree, source = self._epoch_module(epoch, defs, body)
             except RecursionError:
-                # A condition too large for Python's own compiler (a flat `or` of thousands of
-                # terms nests thousands of elifs). This epoch is decided by the reference
-                # interpreter instead: the same semantics by definition, only slower.
-                self.parts[epoch] = ([], [ast.Return(value=_call("_interpret", _name("s"), _name("day")))])
-                self._rebuild()
-            self.ready.add(epoch)  # only now is it in the held function's code
+                # A condition (or a request) too large to generate code for: this epoch is decided by
+                # the reference interpreter, the same semantics by definition, only slower.
+                fn, tree, source = self._epoch_module(
+                    epoch, [], [ast.Return(value=_call("_interpret", _name("s"), _name("day")))])
+            self.table[epoch] = fn
+            if self.check is not None and len(self.shown) < SHOWN_EPOCHS:
+                self.shown.append(source)
+                self.check.code_tree.body.extend(tree.body)
+                self.check.source = "\n".join(self.shown)
 
-    def _rebuild(self) -> None:
-        """Generate ``check(s, at=None)`` with every specialised epoch inlined; swap it into the
-        held function (``__code__``), so that the hot path is a single call."""
+    def _epoch_module(self, epoch: int, defs: list[ast.stmt], body: list[ast.stmt]) -> tuple[Any, ast.Module, str]:
+        """Compile one epoch's ``check`` (and its group functions): (function, tree, source)."""
         unpack = ast.Tuple(elts=[_store("_a"), _store("day"), _store("_e")], ctx=ast.Store())
         prologue: list[ast.stmt] = [  # a, day, e = _last; if at is not a: a, day, e = _resolve(at)
             ast.Assign(targets=[unpack], value=_name("_last")),
             _if(ast.Compare(left=_name("at"), ops=[ast.IsNot()], comparators=[_name("_a")]),
-                [ast.Assign(targets=[unpack], value=_call("_resolve", _name("at")))])]
-        branches = [(ast.Compare(left=_name("_e"), ops=[ast.Eq()], comparators=[_const(i)]),
-                     self.parts[i][1])
-                    for i in self.order]
-        body = [*prologue, *_chain(branches, [ast.Return(value=_call("_fallback", _name("s"), _name("day")))])]
+                [ast.Assign(targets=[unpack], value=_call("_resolve", _name("at")))]),
+            # a frame of this epoch's code asked about a moment of another epoch
+            _if(ast.Compare(left=_name("_e"), ops=[ast.NotEq()], comparators=[_const(epoch)]),
+                [ast.Return(value=ast.Call(func=ast.Subscript(value=_name("_table"), slice=_name("_e"),
+                                                              ctx=ast.Load()),
+                                           args=[_name("s"), _name("_a")], keywords=[]))])]
         args = ast.arguments(posonlyargs=[], args=[ast.arg(arg="s"), ast.arg(arg="at")], vararg=None,
                              kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[_const(None)])
-        doc = ast.Expr(value=_const(f"decide {self.partner}/{self.purpose} for fields {', '.join(self.fields)}"))
-        defs = [d for i in sorted(self.parts) for d in self.parts[i][0]]
+        doc = ast.Expr(value=_const(f"decide {self.partner}/{self.purpose} for fields {', '.join(self.fields)} "
+                                    f"on local days {self.epoch_text(epoch)}"))
         tree = ast.fix_missing_locations(ast.Module(body=[
-            *defs, ast.FunctionDef(name="check", args=args, body=[doc, *body], decorator_list=[], returns=None)],
-            type_ignores=[]))
-        source = self.load(tree, f"<avgpolicy {self.partner}/{self.purpose} #{self.serial}.{len(self.filenames)}>",
-                           self.namespace)
-        new = self.namespace["check"]
-        if self.check is None:
-            self.check = new
-            self.namespace["_check"] = new
-        else:
-            self.check.__code__ = new.__code__
-        self.check.code_tree = tree
-        self.check.source = source
+            *defs, ast.FunctionDef(name="check", args=args, body=[doc, *prologue, *body], decorator_list=[],
+                                   returns=None)], type_ignores=[]))
+        source = self.load(tree, f"<avgpolicy {self.partner}/{self.purpose} #{self.serial}.{epoch}>", self.namespace)
+        return self.namespace.pop("check"), tree, source
 
     def epoch_of(self, at: Any) -> tuple[datetime.date, int]:
         """(local day, epoch) of a moment."""
@@ -1092,10 +1108,16 @@ class _Request:
                         report.add_grant(f, (r.name, rt.basis_text(r), r.law, agreement, grant.transform))
 
     def resolve(self, at: Any) -> tuple[Any, datetime.date, int]:
-        """(at, local day, epoch) for a moment; the epoch is specialised if it was not yet."""
+        """(at, local day, epoch) for a moment; the epoch is specialised if it was not yet, and the
+        held function switches to its code (a swap of ``__code__``: later calls in it are one call)."""
         day, epoch = self.epoch_of(at)
-        if epoch not in self.ready:
+        fn = self.table[epoch]
+        if fn is None:
             self.specialise(epoch)
+            fn = self.table[epoch]
+        if epoch != self.hot and self.check is not None:
+            self.hot = epoch
+            self.check.__code__ = fn.__code__
         resolved = (at, day, epoch)
         if at is not None:
             self.namespace["_last"] = resolved
@@ -1107,10 +1129,26 @@ class _Request:
 
         return interpreter.decide(self.policy, self.partner, self.purpose, self.fields, s, day)
 
-    def fallback(self, s: Any, day: datetime.date) -> Decision:
-        """Reached only by a call that specialised a new epoch while running the old code."""
-        assert self.check is not None
-        return self.check(s, day)  # type: ignore[no-any-return]
+    def start(self) -> Any:
+        """The held function before any epoch is generated: it resolves the moment (generating that
+        epoch's code, which it then runs from the next call on) and hands the call to the epoch."""
+        unpack = ast.Tuple(elts=[_store("_a"), _store("day"), _store("_e")], ctx=ast.Store())
+        body: list[ast.stmt] = [
+            ast.Expr(value=_const(f"decide {self.partner}/{self.purpose} for fields {', '.join(self.fields)}")),
+            ast.Assign(targets=[unpack], value=_call("_resolve", _name("at"))),
+            ast.Return(value=ast.Call(func=ast.Subscript(value=_name("_table"), slice=_name("_e"), ctx=ast.Load()),
+                                      args=[_name("s"), _name("_a")], keywords=[]))]
+        args = ast.arguments(posonlyargs=[], args=[ast.arg(arg="s"), ast.arg(arg="at")], vararg=None,
+                             kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[_const(None)])
+        tree = ast.fix_missing_locations(ast.Module(body=[
+            ast.FunctionDef(name="check", args=args, body=body, decorator_list=[], returns=None)], type_ignores=[]))
+        source = self.load(tree, f"<avgpolicy {self.partner}/{self.purpose} #{self.serial}>", self.namespace)
+        self.check = self.namespace.pop("check")
+        self.namespace["_check"] = self.check
+        self.check.code_tree = tree
+        self.check.source = source
+        self.shown.append(source)
+        return self.check
 
 
 def _no_rows(students: Any, day: datetime.date) -> Any:
@@ -1132,9 +1170,7 @@ def compile_request(policy: Policy, partner: str, purpose: str, fields: Sequence
     for ``filter``: ``rows(students, at)`` and ``filter_for(at)`` (the generated loop of an epoch).
     """
     req = _Request(policy, partner, purpose, fields)
-    req.resolve(None)  # builds the function, with the epoch of today
-    check = req.check
-    assert check is not None
+    check = req.start()  # no epoch's code yet: the first call generates the code of its own epoch
 
     def specialise_all() -> None:
         for i in range(len(req.boundaries) + 1):
