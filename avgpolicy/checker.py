@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from . import analysis
+from . import analysis, law
 from . import nodes as n
 from .errors import Diagnostic
 from .model import (
@@ -39,6 +39,16 @@ from .model import (
 )
 from .source import Span
 
+#: bases that rest on a law, which they must name (GDPR art. 6(3)), with an example law for the help
+_LAW_BASES = ("legal_obligation", "public_task")
+_LAW_EXAMPLES = {"legal_obligation": "Wet op het primair onderwijs, art. 178a", "public_task": "WVO 2020, art. 2.2"}
+#: duration units (hours are v2: `breach` and `breach_handling`)
+_UNITS = tuple(DURATION_UNITS) + tuple(u for u in ("hour", "hours") if u not in DURATION_UNITS)
+#: sensitivity classes a condition should not test (their value would decide, and show in, reasons)
+_PROTECTED = ("special", "criminal", "national_id")
+#: what ``unknown`` calls a name -> the declaration keyword of nodes.Recovered that declares it
+_RECOVERED_KINDS = {"partner": "partner", "purpose": "purpose", "consent topic": "consent", "dataset": "dataset",
+                    "dataset in expectation": "dataset"}
 #: the reason codes an allowed field carries; every other code explains a denial
 _ALLOW_CODES = frozenset({"permitted", "inform_student"})
 #: sensitivity classes that need a `students where` to avoid a W010 warning
@@ -121,6 +131,45 @@ class _Grant:
 
 
 @attrs.define
+class _AgreementFacts:
+    """One agreement of a partner, resolved for the coverage, retention and DPIA checks."""
+
+    reference: str
+    window: WindowInfo
+    covers: frozenset[str] | None  # "dataset.field" refs; None: every field
+    purposes: frozenset[str] | None  # None: every purpose
+    retain: tuple[int, str] | None
+    dpia: str | None
+    node: n.Agreement
+
+    def covers_field(self, ref: str) -> bool:
+        return self.covers is None or ref in self.covers
+
+    def covers_purpose(self, purpose: str) -> bool:
+        return self.purposes is None or purpose in self.purposes
+
+    def describe(self) -> str:
+        parts = []
+        if self.covers is not None:
+            refs = sorted(self.covers)
+            parts.append("covers " + (", ".join(refs[:4]) + (" ..." if len(refs) > 4 else "") if refs else "nothing"))
+        if self.purposes is not None:
+            parts.append("purposes " + (", ".join(sorted(self.purposes)) or "none"))
+        return f"`{self.reference}`" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def _names_text(names: Iterable[str], limit: int = 3) -> str:
+    items = list(names)
+    return ", ".join(f"`{x}`" for x in items[:limit]) + (" ..." if len(items) > limit else "")
+
+
+def _duration_text(d: tuple[int, str]) -> str:
+    amount, unit = d
+    unit = DURATION_UNITS.get(unit, unit if unit.endswith("s") else unit + "s")
+    return f"{amount} {unit[:-1] if amount == 1 else unit}"
+
+
+@attrs.define
 class _RuleFacts:
     """A rule without errors of its own, resolved for the set-wide warnings."""
 
@@ -158,10 +207,18 @@ class _Checker:
         #: codes not reported because the declarations they need are in files not given
         self.elsewhere: frozenset[str] = frozenset()
         self.hidden: set[Diagnostic] = set()
+        self.controller: n.Controller | None = None
+        #: names declared in declarations that failed to parse (nodes.File.recovered), by keyword
+        self.recovered: dict[str, set[str]] = {}
+        self.recovered_subject = False
+        self.quiet_after: int | None = None
+        self._agreement_facts: dict[str, list[_AgreementFacts]] = {}
 
     # -- reporting ----------------------------------------------------------
     def report(self, span: Span | None, code: str, message: str, help: str | None = None,
                fallback: Span | None = None) -> None:
+        if self.quiet_after is not None and code.startswith("W") and self.error_count > self.quiet_after:
+            return
         where = span or fallback or Span(self.files[0].name if self.files else "<policy>", 1, 1, 1, 2)
         diagnostic = Diagnostic.at(where, code, message, help=help)
         if code in self.elsewhere:
@@ -175,6 +232,9 @@ class _Checker:
 
     def unknown(self, name: n.Name, code: str, what: str, candidates: Iterable[str], advice: str,
                 fallback: Span | None = None) -> None:
+        kind = _RECOVERED_KINDS.get(what)
+        if kind is not None and name.value in self.recovered.get(kind, ()):
+            return  # declared in a declaration that failed to parse: its syntax error says all
         hint = suggest(name.value, candidates)
         self.report(name.span, code, f"unknown {what} `{name.value}`", help=hint or advice, fallback=fallback)
 
@@ -187,9 +247,11 @@ class _Checker:
                 if isinstance(d, n.Dataset):
                     self.check_dataset(d)
                 elif isinstance(d, n.Partner):
-                    for a in d.agreements:
-                        self.check_window(a.window, f"agreement `{a.reference}` of partner `{d.name}`",
-                                          a.span)
+                    self.check_partner(d)
+                elif isinstance(d, n.Controller):
+                    self.check_controller(d)
+                elif isinstance(d, n.Purpose):
+                    self.check_purpose(d)
                 elif isinstance(d, n.Rule):
                     self.check_rule(d)
                 elif isinstance(d, n.Test):
@@ -206,9 +268,17 @@ class _Checker:
             (n.Rule, self.rules, "rule"), (n.Test, self.tests, "test")]
         for f in self.files:
             for d in f.declarations:
+                if isinstance(d, n.Controller):
+                    self.declare_controller(d)
+                    continue
                 for kind, table, word in tables:
                     if isinstance(d, kind):
                         self.declare(table, d, word)
+        for f in self.files:
+            for r in getattr(f, "recovered", ()):
+                if r.name is not None:
+                    self.recovered.setdefault(r.keyword, set()).add(r.name.value)
+                self.recovered_subject = self.recovered_subject or (r.keyword == "dataset" and r.subject)
         for ds in self.datasets.values():
             entries: dict[str, _FieldEntry] = {}
             for fd in ds.fields:
@@ -237,6 +307,8 @@ class _Checker:
         subjects = [d for d in self.datasets.values() if d.subject]
         all_subjects = [d for f in self.files for d in f.declarations if isinstance(d, n.Dataset) and d.subject]
         if not subjects:
+            if self.recovered_subject:
+                return  # the subject dataset failed to parse: its syntax error is the one to fix
             first = next(iter(self.datasets.values()), None)
             if first is None and any(isinstance(d, (n.Rule, n.Test)) for f in self.files for d in f.declarations):
                 self.catalogue_elsewhere()
@@ -287,12 +359,38 @@ class _Checker:
     def check_dataset(self, ds: n.Dataset) -> None:
         if self.datasets.get(ds.name.value) is not ds:
             return
+        first_role: dict[str, n.FieldDecl] = {}
         for fd in ds.fields:
             if fd.type.value not in FIELD_TYPES:
                 self.unknown(fd.type, "E106", "type", FIELD_TYPES, "use one of " + ", ".join(FIELD_TYPES))
             if fd.sensitivity.value not in SENSITIVITIES:
                 self.unknown(fd.sensitivity, "E107", "sensitivity", SENSITIVITIES,
                              "use one of " + ", ".join(SENSITIVITIES))
+            role = getattr(fd, "role", None)
+            if role is not None:
+                self.check_field_role(ds, fd, role, first_role)
+
+    def check_field_role(self, ds: n.Dataset, fd: n.FieldDecl, role: n.Name,
+                         first_role: dict[str, n.FieldDecl]) -> None:
+        """E420: `key` (a text or int field) and `left` (a date field), at most one each, in the subject."""
+        r = role.value
+        types = ("text", "int") if r == "key" else ("date",)
+        meaning = ("identifies a student" if r == "key" else "is the date a student left the school")
+        if not ds.subject:
+            self.report(role.span, "E420", f"field role `{r}` in dataset `{ds.name}`, which is not the subject "
+                        "dataset", help=f"`{r}` marks the field of the subject dataset that {meaning}: "
+                                        f"remove `{r}` here (spec §7.7)", fallback=fd.span)
+        elif fd.type.value in FIELD_TYPES and fd.type.value not in types:
+            want = " or ".join(types)
+            self.report(role.span, "E420", f"a `{r}` field must be {want}, but `{fd.name}` is {fd.type.value}",
+                        help=f"mark a {want} field as `{r}`, or remove `{r}` (spec §7.7)", fallback=fd.span)
+        elif r in first_role:
+            first = first_role[r]
+            self.report(role.span, "E420", f"dataset `{ds.name}` has a second `{r}` field `{fd.name}` "
+                        f"(the first is `{first.name}`)", help=f"a student has one field that {meaning}: "
+                                                            f"remove one `{r}` (spec §7.7)", fallback=fd.span)
+        else:
+            first_role[r] = fd
 
     def check_window(self, w: n.Window | None, what: str, fallback: Span | None) -> bool:
         if w is not None and w.start is not None and w.end is not None and w.end < w.start:
@@ -322,6 +420,7 @@ class _Checker:
         if rule.art9 is not None and rule.art9.value not in ART9_GROUNDS:
             self.unknown(rule.art9, "E109", "art. 9 ground", ART9_GROUNDS,
                          "use one of " + ", ".join(ART9_GROUNDS))
+        self.check_art9(rule)
         if effect == "permit":
             self.sensitivity_rules(rule, grants, basis)
         if rule.retain is not None:
@@ -329,7 +428,14 @@ class _Checker:
         window_ok = self.check_window(rule.window, f"{effect} `{rule.name}`", rule.span)
         if rule.condition is not None:
             self.check_condition(rule.condition)
+            self.condition_on_protected_fields(rule)
         self.rule_warnings(rule, grants, window_ok)
+        if effect == "permit":
+            self.quiet_after = errors_before  # warnings only for rules without errors
+            try:
+                self.legal_rules(rule, partners, purposes, grants, basis, window_ok)
+            finally:
+                self.quiet_after = None
         if self.error_count == errors_before and self.rules.get(rule.name.value) is rule \
                 and partners is not None and purposes is not None and grants_ok and window_ok:
             w = rule.window
@@ -354,6 +460,8 @@ class _Checker:
                     ) -> list[_FieldEntry] | None:
         ds = ref.dataset.value
         if ds not in self.datasets:
+            if ds in self.recovered.get("dataset", ()):
+                return None  # its field list may be incomplete: no field of it is unknown
             self.unknown(ref.dataset, code_dataset, "dataset", self.datasets,
                          "declare it with `dataset NAME { ... }`", fallback=ref.span)
             return None
@@ -436,7 +544,19 @@ class _Checker:
             self.unknown(b.kind, "E108", "legal basis", [x for x in BASES if x != "consent"],
                          "use one of consent(TOPIC), " + ", ".join(x for x in BASES if x != "consent"))
             return None
-        return b.kind.value
+        kind = b.kind.value
+        law = getattr(b, "law", None)
+        if kind in _LAW_BASES and (law is None or not law.strip()):
+            example = _LAW_EXAMPLES[kind]
+            what = "an empty law" if law is not None else "no law"
+            self.report(b.span, "E412", f"`{kind}` names {what}: a basis in law must say which law it rests on "
+                        "(GDPR art. 6(3))",
+                        help=f'write the law and article, e.g. `basis {kind}("{example}")`', fallback=rule.span)
+        elif kind not in _LAW_BASES and law is not None:
+            self.report(b.span, "E412", f"`{kind}` takes no law in parentheses",
+                        help=f"write `basis {kind}`; only legal_obligation(\"...\") and public_task(\"...\") "
+                             "rest on a law that they name (GDPR art. 6(3))", fallback=rule.span)
+        return kind
 
     def sensitivity_rules(self, rule: n.Rule, grants: list[_Grant], basis: str | None) -> None:
         basis_text = None
@@ -450,7 +570,7 @@ class _Checker:
                             f"national_id field `{ref}` may only be permitted under `legal_obligation`, "
                             f"not `{basis_text}`",
                             help="the BSN/onderwijsnummer may only be shared where a law requires it "
-                                 "(UAVG art. 46): remove the field or use `basis legal_obligation`")
+                                 "(UAVG art. 46): remove the field or use `basis legal_obligation(\"LAW\")`")
             elif sens == "criminal" and basis_text is not None and basis not in ("legal_obligation", "public_task"):
                 self.report(g.node.span, "E307",
                             f"criminal field `{ref}` may only be permitted under `legal_obligation` or "
@@ -461,15 +581,482 @@ class _Checker:
                 self.report(g.node.span, "E308",
                             f"special category field `{ref}` is permitted without an art. 9 ground",
                             help="add `art9 GROUND` naming the GDPR art. 9(2) exception, e.g. "
-                                 "`art9 explicit_consent`, or remove the field")
+                                 "`art9 explicit_consent(TOPIC)`, or remove the field")
 
-    def check_retain(self, d: n.Duration) -> None:
-        if d.unit.value not in DURATION_UNITS:
-            self.unknown(d.unit, "E111", "duration unit", DURATION_UNITS,
-                         "use days, weeks, months or years, e.g. `retain 2 years`", fallback=d.span)
+    def check_retain(self, d: n.Duration) -> bool:
+        return self.check_duration(d, "retention", "write how long the partner may keep the data, "
+                                   "e.g. `retain 1 year`")
+
+    def check_duration(self, d: n.Duration, what: str, advice: str) -> bool:
+        """E111 / E312; True when the duration is usable."""
+        ok = True
+        if d.unit.value not in _UNITS:
+            ok = False
+            self.unknown(d.unit, "E111", "duration unit", _UNITS,
+                         "use hours, days, weeks, months or years, e.g. `retain 2 years`", fallback=d.span)
         if d.amount <= 0:
-            self.report(d.span, "E312", f"retention must be a positive duration, not {d.amount}",
-                        help="write how long the partner may keep the data, e.g. `retain 1 year`")
+            ok = False
+            self.report(d.span, "E312", f"{what} must be a positive duration, not {d.amount}", help=advice)
+        return ok
+
+    # -- v2: the controller (spec §7.1) ----------------------------------------------
+    def declare_controller(self, c: n.Controller) -> None:
+        if self.controller is None:
+            self.controller = c
+            return
+        self.report(c.span, "E401", f"a second controller `{c.title}`: a policy set describes one school board",
+                    help=f"the first is `{self.controller.title}` at {_where(self.controller.span)}; keep one "
+                         "`controller` (the controller that answers for the processing, GDPR art. 4(7) and 24)")
+
+    def controller_kind(self) -> str | None:
+        """`public` (the default), `private`, or None when the kind written is unknown."""
+        c = self.controller
+        if c is None or c.kind is None:
+            return "public"
+        return c.kind.value if c.kind.value in law.CONTROLLER_KINDS else None
+
+    def breach_handling(self) -> tuple[int, str]:
+        c = self.controller
+        if c is not None and c.breach_handling is not None and c.breach_handling.unit.value in _UNITS \
+                and c.breach_handling.amount > 0:
+            return (c.breach_handling.amount, c.breach_handling.unit.value)
+        return (24, "hours")
+
+    def check_controller(self, c: n.Controller) -> None:
+        if c.kind is not None and c.kind.value not in law.CONTROLLER_KINDS:
+            self.unknown(c.kind, "E115", "controller kind", law.CONTROLLER_KINDS,
+                         "write `kind public` (a publicly funded school board) or `kind private`", fallback=c.span)
+        d = c.breach_handling
+        if d is not None and self.check_duration(d, "breach_handling", "write the school's own time to assess "
+                                                 "a breach, e.g. `breach_handling 24 hours`"):
+            hours = law.hours_range(d.amount, d.unit.value)
+            if hours is not None and hours[0] > law.BREACH_LIMIT_HOURS:
+                self.report(d.span, "E408", f"breach_handling {_duration_text((d.amount, d.unit.value))} leaves "
+                            "no time to notify the supervisory authority within 72 hours (GDPR art. 33)",
+                            help="the school must notify a breach within 72 hours of learning of it: "
+                                 "shorten it, e.g. `breach_handling 24 hours`", fallback=c.span)
+
+    # -- v2: partners and agreements (spec §7.2, §7.3) ---------------------------------
+    def partner_role(self, name: str) -> str | None:
+        """The partner's role: as written, or `processor` when it lists an agreement; None when it has
+        neither (an error of its own), `?` when the role written is unknown."""
+        p = self.partners[name]
+        if p.role is not None:
+            return p.role.value if p.role.value in law.PARTNER_ROLES else "?"
+        return "processor" if p.agreements else None
+
+    def partner_kind(self, name: str) -> str | None:
+        """The partner's kind (default `other`), or None when the kind written is unknown."""
+        k = self.partners[name].kind
+        if k is None:
+            return "other"
+        return k.value if k.value in law.PARTNER_KINDS else None
+
+    def agreement_facts(self, partner: str) -> list[_AgreementFacts]:
+        """The partner's agreements, resolved (names that do not resolve are left out: already errors)."""
+        facts = self._agreement_facts.get(partner)
+        if facts is not None:
+            return facts
+        facts = []
+        for a in self.partners[partner].agreements:
+            covers: frozenset[str] | None = None
+            if a.covers is not None:
+                refs: set[str] = set()
+                for ref in a.covers:
+                    entries = self.fields.get(ref.dataset.value, {})
+                    if ref.field.value == "*":
+                        refs.update(e.ref for e in entries.values())
+                    elif ref.field.value in entries:
+                        refs.add(ref.ref)
+                covers = frozenset(refs)
+            purposes = None if a.purposes is None else frozenset(x.value for x in a.purposes)
+            retain = None
+            if a.retain is not None and a.retain.unit.value in _UNITS and a.retain.amount > 0:
+                retain = (a.retain.amount, a.retain.unit.value)
+            dpia = a.dpia if a.dpia and a.dpia.strip() else None
+            facts.append(_AgreementFacts(a.reference, WindowInfo(a.window.start, a.window.end), covers, purposes,
+                                         retain, dpia, a))
+        self._agreement_facts[partner] = facts
+        return facts
+
+    def check_partner(self, d: n.Partner) -> None:
+        name = d.name.value
+        for a in d.agreements:
+            self.check_window(a.window, f"agreement `{a.reference}` of partner `{name}`", a.span)
+        if d.role is not None and d.role.value not in law.PARTNER_ROLES:
+            self.unknown(d.role, "E116", "partner role", law.PARTNER_ROLES,
+                         "use processor, controller or joint_controller", fallback=d.span)
+        if d.kind is not None and d.kind.value not in law.PARTNER_KINDS:
+            self.unknown(d.kind, "E117", "partner kind", law.PARTNER_KINDS,
+                         "use one of " + ", ".join(law.PARTNER_KINDS), fallback=d.span)
+        if d.transfer is not None and d.transfer.value not in law.TRANSFERS:
+            self.unknown(d.transfer, "E119", "transfer mechanism", law.TRANSFERS,
+                         "use adequacy, scc, bcr or derogation", fallback=d.span)
+        if not d.agreements:
+            if d.role is None:
+                self.report(d.name.span, "E403", f"partner `{name}` has no processing agreement and no role",
+                            help="say which the partner is: `role controller` or `role joint_controller` (an "
+                                 "independent or joint controller, e.g. a government body), or list its processing "
+                                 "agreement: a processor receives nothing without one (GDPR art. 28(3))",
+                            fallback=d.span)
+            elif d.role.value == "processor":
+                self.report(d.role.span, "E404", f"partner `{name}` is a processor but lists no processing "
+                            "agreement", help=f'add `agreement "REFERENCE" valid from DATE until DATE` to partner '
+                                              f"`{name}`: a processor may process data only under an agreement "
+                                              "(GDPR art. 28(3))", fallback=d.span)
+        self.check_location(d)
+        self.check_agreements(d)
+
+    def check_location(self, d: n.Partner) -> None:
+        location = d.location.value if d.location is not None else "NL"
+        if d.location is not None and location not in law.COUNTRIES:
+            alias = law.COUNTRY_ALIASES.get(location.upper())
+            upper = location.upper() if location.upper() in law.COUNTRIES else None
+            hint = f"did you mean `{alias or upper}`?" if (alias or upper) else None
+            self.report(d.location.span, "E118", f"unknown country code `{location}`",
+                        help=hint or "write the ISO 3166-1 alpha-2 code of the country where the data is "
+                                     "processed, e.g. `location NL`, `location DE`, `location US`",
+                        fallback=d.span)
+            return
+        if location in law.EEA:
+            return
+        transfer = d.transfer.value if d.transfer is not None else None
+        span = d.location.span if d.location is not None else d.name.span
+        adequate = location in law.ADEQUACY
+        options = ("`transfer adequacy` (" + law.ADEQUACY[location] + " has an adequacy decision), or scc, bcr "
+                   "or derogation") if adequate else "`transfer scc`, `transfer bcr` or `transfer derogation`"
+        if transfer is None:
+            self.report(span, "E406", f"partner `{d.name}` processes data in {location}, outside the EEA, "
+                        "and declares no transfer mechanism",
+                        help=f"add {options} (GDPR art. 44-46)", fallback=d.span)
+        elif transfer == "adequacy" and not adequate:
+            assert d.transfer is not None
+            self.report(d.transfer.span, "E407", f"`transfer adequacy`, but {location} has no EU adequacy decision "
+                        f"(list of {law.ADEQUACY_AS_OF})",
+                        help=f"use {options} (GDPR art. 45-46); countries with an adequacy decision: "
+                             + ", ".join(sorted(law.ADEQUACY)), fallback=d.span)
+
+    def check_agreements(self, d: n.Partner) -> None:
+        name = d.name.value
+        role = d.role.value if d.role is not None else ("processor" if d.agreements else None)
+        handling = self.breach_handling()
+        seen: dict[str, n.Agreement] = {}
+        for a in d.agreements:
+            first = seen.get(a.reference)
+            if first is not None:
+                self.report(a.span, "E409", f"partner `{name}` has two agreements with reference `{a.reference}`",
+                            help=f"the first is at {_where(first.span)}; give the renewal its own reference "
+                                 "(each agreement is a document the school can show, GDPR art. 28(9))")
+            else:
+                seen[a.reference] = a
+            for ref in a.covers or ():
+                if ref.transform is not None:
+                    self.report(ref.transform.span, "E310", f"an agreement's `covers` cannot transform a field "
+                                f"(`as {ref.transform.value}`)", help=f"write `{ref.ref}`; the permit says in "
+                                                                     "which form the partner receives it")
+                self.resolve_ref(ref)
+            for purpose in a.purposes or ():
+                if purpose.value not in self.purposes:
+                    self.unknown(purpose, "E102", "purpose", self.purposes, "declare it with `purpose NAME`")
+            model = a.model
+            if model is not None and model.value not in law.AGREEMENT_MODELS:
+                self.unknown(model, "E121", "agreement model", law.AGREEMENT_MODELS,
+                             "use convenant_3, convenant_4 or own", fallback=a.span)
+            if a.retain is not None:
+                self.check_retain(a.retain)
+            if a.breach is not None and self.check_duration(
+                    a.breach, "breach", "write how fast the partner must report a breach, e.g. `breach 24 hours`"):
+                hours = law.hours_range(a.breach.amount, a.breach.unit.value)
+                own = law.hours_range(*handling)
+                if hours is not None and own is not None and hours[0] + own[0] > law.BREACH_LIMIT_HOURS:
+                    room = law.BREACH_LIMIT_HOURS - own[0]
+                    self.report(a.breach.span, "E408", f"agreement `{a.reference}`: breach "
+                                f"{_duration_text((a.breach.amount, a.breach.unit.value))} plus the school's "
+                                f"breach_handling {_duration_text(handling)} is over 72 hours",
+                                help=(f"write `breach {room} hours` or less, so the school can notify the supervisory "
+                                      "authority within 72 hours (GDPR art. 33)") if room > 0 else
+                                     "shorten the controller's breach_handling and this deadline: together at most "
+                                     "72 hours (GDPR art. 33)", fallback=a.span)
+            if a.covers is None:
+                self.report(a.span, "W011", f"agreement `{a.reference}` of partner `{name}` has no `covers`: "
+                            "fields are not checked against it",
+                            help="add `{ covers dataset.field, ... }` listing the fields of its privacybijsluiter "
+                                 "(GDPR art. 28(3)(a))")
+            if role == "processor" and a.breach is None:
+                self.report(a.span, "W012", f"processor agreement `{a.reference}` of partner `{name}` has no "
+                            "`breach` deadline", help="add e.g. `breach 24 hours`: how fast the partner reports a "
+                                                      "data breach to the school (GDPR art. 33(2))")
+
+    # -- v2: rules (spec §7.1-§7.6) ---------------------------------------------------
+    def check_art9(self, rule: n.Rule) -> None:
+        """E415 / E103: `art9 explicit_consent(TOPIC)` names a declared topic; other grounds take none."""
+        ground = rule.art9
+        if ground is None or rule.effect != "permit":
+            return
+        topic = getattr(rule, "art9_topic", None)
+        if ground.value == "explicit_consent":
+            if topic is None:
+                example = next(iter(self.topics), "zorg")
+                self.report(ground.span, "E415", "`art9 explicit_consent` names no consent topic, so it would "
+                            "release special category data without any consent",
+                            help=f"write the topic whose explicit consent is asked, e.g. "
+                                 f"`art9 explicit_consent({example})` (GDPR art. 9(2)(a)); declare it with "
+                                 f"`consent {example} \"...\"` if it is new", fallback=rule.span)
+            elif topic.value not in self.topics:
+                self.unknown(topic, "E103", "consent topic", self.topics,
+                             "declare it with `consent NAME \"description\"`", fallback=rule.span)
+        elif topic is not None and ground.value in ART9_GROUNDS:
+            self.report(topic.span, "E415", f"`art9 {ground.value}` takes no consent topic",
+                        help=f"write `art9 {ground.value}`, or `art9 explicit_consent({topic.value})` if the flow "
+                             "rests on explicit consent (GDPR art. 9(2)(a))", fallback=rule.span)
+
+    def purpose_kind(self, name: str) -> str | None:
+        """The purpose's kind (default `other`), or None when the kind written is unknown."""
+        k = self.purposes[name].kind
+        if k is None:
+            return "other"
+        if k.value not in law.PURPOSE_KINDS:
+            return None
+        return k.value
+
+    def check_purpose(self, d: n.Purpose) -> None:
+        if d.kind is not None and d.kind.value not in law.PURPOSE_KINDS:
+            self.unknown(d.kind, "E120", "purpose kind", law.PURPOSE_KINDS,
+                         "use one of " + ", ".join(law.PURPOSE_KINDS), fallback=d.span)
+
+    def legal_rules(self, rule: n.Rule, partners: frozenset[str] | None, purposes: frozenset[str] | None,
+                    grants: list[_Grant], basis: str | None, window_ok: bool) -> None:
+        """The permit checks of spec §7 (the controller, partners, agreements, purposes, art. 9, DPIA)."""
+        kinds = {u: self.purpose_kind(u) for u in sorted(purposes or ())}
+        if basis == "legitimate_interest" and self.controller_kind() == "public" and rule.basis is not None:
+            self.report(rule.basis.span, "E402", f"permit `{rule.name}` relies on `legitimate_interest`, but the "
+                        "controller is a public authority",
+                        help="a publicly funded school cannot rely on legitimate interest for its tasks (GDPR art. "
+                             "6(1), last sentence): use `public_task(\"LAW\")`, `legal_obligation(\"LAW\")`, "
+                             "`contract` or `consent(TOPIC)`; a private controller declares "
+                             "`controller \"NAME\" { kind private }`")
+        if basis is not None and rule.basis is not None:
+            self.purpose_kind_rules(rule, kinds, basis)
+        ground = rule.art9.value if rule.art9 is not None and rule.art9.value in ART9_GROUNDS else None
+        if ground is not None and kinds:
+            fits = law.ART9_PURPOSE_KINDS[ground]
+            wrong = [u for u, k in kinds.items() if fits is not None and k is not None and k not in fits]
+            if wrong:
+                assert rule.art9 is not None
+                shown = ", ".join(f"`{u}` ({kinds[u]})" for u in wrong[:3]) + (" ..." if len(wrong) > 3 else "")
+                assert fits is not None
+                self.report(rule.art9.span, "E416", f"art. 9 ground `{ground}` does not fit purpose {shown}",
+                            help=f"`{ground}` fits purposes of kind {', '.join(fits)} (GDPR art. 9(2), UAVG "
+                                 "art. 22-30); use a ground that fits, e.g. `explicit_consent(TOPIC)`, or a purpose "
+                                 "of a kind that fits", fallback=rule.span)
+        if not partners:
+            return
+        national = [g for g in grants if g.field.sensitivity == "national_id"]
+        if national:
+            wrong = sorted(x for x in partners if self.partner_kind(x) not in (None, *law.NATIONAL_ID_KINDS))
+            if wrong:
+                self.report(national[0].node.span, "E405", f"national_id field `{national[0].field.ref}` is "
+                            f"permitted to {_names_text(wrong)}, of kind {self.partner_kind(wrong[0])}",
+                            help="the BSN/onderwijsnummer may only go to a partner of kind government, school, "
+                                 "swv or exam (UAVG art. 46, Wet pseudonimisering): remove the field, or declare "
+                                 "the partner's `kind` if it is one of those", fallback=rule.span)
+        special = [g for g in grants if g.field.sensitivity == "special"]
+        if special and ground is not None and ground != "explicit_consent":
+            independent = sorted(x for x in partners if self.partner_role(x) in ("controller", "joint_controller")
+                                 and self.partner_kind(x) in law.VENDOR_KINDS)
+            if independent:
+                self.report(special[0].node.span, "E417", f"special category field `{special[0].field.ref}` goes "
+                            f"to {_names_text(independent)}, an independent {self.partner_kind(independent[0])}, "
+                            f"under `art9 {ground}`",
+                            help="UAVG art. 30 lets a school process health data for its own support, not hand it "
+                                 "to an independent vendor: use `art9 explicit_consent(TOPIC)`, or remove the field",
+                            fallback=rule.span)
+        if window_ok and purposes is not None:
+            w = rule.window
+            window = WindowInfo(w.start, w.end) if w else WindowInfo(None, None)
+            self.agreement_coverage(rule, partners, purposes, grants, window)
+            self.retention(rule, partners, purposes, grants, window)
+            self.dpia(rule, partners, purposes, grants, window, kinds)
+
+    def purpose_kind_rules(self, rule: n.Rule, kinds: Mapping[str, str | None], basis: str) -> None:
+        """W014, E413, E414: the basis fits the kind of the purposes (spec §7.5)."""
+        assert rule.basis is not None
+        if basis == "consent":
+            core = [u for u, k in kinds.items() if k in law.CORE_PURPOSE_KINDS]
+            if core:
+                self.report(rule.basis.span, "W014", f"consent is the basis of {_names_text(core)}, a purpose of "
+                            f"kind {kinds[core[0]]}",
+                            help="consent is not freely given where the school's core task depends on it (GDPR "
+                                 "art. 7(4), recital 43): use `public_task(\"LAW\")`, `legal_obligation(\"LAW\")` "
+                                 "or `contract`")
+            return
+        publication = [u for u, k in kinds.items() if k == "publication"]
+        if publication:
+            self.report(rule.basis.span, "E413", f"permit `{rule.name}` publishes ({_names_text(publication)} is a "
+                        f"publication purpose) without a consent basis",
+                        help="photos, video and names on a website or in a school guide need consent: "
+                             "`basis consent(TOPIC)` (GDPR art. 6(1)(a); an opt-out is no consent, AP guidance on "
+                             "school photos)" + (f"; or leave the purpose out: `purpose * except {publication[0]}`"
+                                                 if rule.purpose is not None and rule.purpose.everything else ""))
+        parents = [u for u, k in kinds.items() if k == "parent_information"]
+        if parents:
+            self.under_18(rule, parents)
+
+    def under_18(self, rule: n.Rule, purposes: list[str]) -> None:
+        """E414: informing parents without the student's consent only while the student is under 18."""
+        verdict = analysis.implication(rule.condition, analysis.age_below(18), types=self.types)
+        if verdict is True:
+            return
+        what = f"permit `{rule.name}` informs parents ({_names_text(purposes)} is a parent_information purpose)"
+        if rule.condition is None:
+            message = f"{what} about every student, also students of 18 and older"
+        elif verdict is False:
+            message = f"{what}, but its condition does not limit it to students under 18: it holds for some " \
+                      "students aged 18 or older"
+        else:
+            message = f"{what}, and the analysis could not prove that its condition limits it to students under 18"
+        self.report(rule.condition.span if rule.condition is not None else rule.name.span, "E414", message,
+                    help="add `age < 18` to the condition (`students where ... and age < 18`), or use `basis "
+                         "consent(TOPIC)`: parents of an adult student are informed only with the student's "
+                         "consent (WVO art. 23b)", fallback=rule.clause_span("students") or rule.name.span)
+
+    def live_agreements(self, partner: str, window: WindowInfo) -> list[_AgreementFacts]:
+        return [a for a in self.agreement_facts(partner) if analysis.overlaps(window, a.window)]
+
+    def agreement_coverage(self, rule: n.Rule, partners: frozenset[str], purposes: frozenset[str],
+                           grants: list[_Grant], window: WindowInfo) -> None:
+        """E410 (a listed partner) / W016 (`partner *`): fields and purposes outside every agreement."""
+        assert rule.partner is not None
+        listed = not rule.partner.everything
+        purpose_span = rule.purpose.span if rule.purpose is not None else rule.name.span
+        every_purpose = rule.purpose is None or rule.purpose.everything
+        for x in sorted(partners):
+            live = self.live_agreements(x, window)
+            if not live:
+                continue  # no agreement at all in the window: W002 says the permit never takes effect
+            out_purposes = [u for u in sorted(purposes) if not any(a.covers_purpose(u) for a in live)]
+            in_purposes = [u for u in sorted(purposes) if u not in out_purposes]
+            out_fields: list[tuple[_Grant, str]] = []
+            for g in grants:
+                for u in in_purposes:
+                    if not any(a.covers_purpose(u) and a.covers_field(g.field.ref) for a in live):
+                        out_fields.append((g, u))
+                        break
+            if not out_purposes and not out_fields:
+                continue
+            agreements = ", ".join(a.describe() for a in live[:3]) + (" ..." if len(live) > 3 else "")
+            if not listed:
+                what = [f"purpose `{u}`" for u in out_purposes[:2]] + [f"`{g.field.ref}`" for g, _ in out_fields[:3]]
+                self.report(rule.partner.span, "W016", f"permit `{rule.name}` gives {', '.join(what)}"
+                            f"{' ...' if len(out_purposes) > 2 or len(out_fields) > 3 else ''} to `{x}`, outside "
+                            f"its agreements {agreements}",
+                            help=f"`{x}` will be denied these (`outside_agreement`); name the partners the permit "
+                                 "is for, or extend the agreement's `covers`/`purposes` (GDPR art. 28(3)(a))",
+                            fallback=rule.span)
+                continue
+            help_text = (f"add it to the `covers`/`purposes` of `{x}`'s agreement if the agreement allows it, or "
+                         "remove it from the permit: a processor may only process what was agreed "
+                         "(GDPR art. 28(3)(a))")
+            if out_purposes and every_purpose:
+                self.report(purpose_span, "E410", f"permit `{rule.name}` gives data to `{x}` for purposes "
+                            f"{_names_text(out_purposes)}, outside every agreement in force during its window: "
+                            f"{agreements}", help="name the purposes the agreement covers: `purpose "
+                                                  + ", ".join(sorted(in_purposes)[:3] or ["..."]) + "`; "
+                                                  + help_text, fallback=rule.span)
+            else:
+                for u in out_purposes:
+                    names = rule.purpose.names if rule.purpose is not None else ()
+                    span = next((nm.span for nm in names if nm.value == u), purpose_span)
+                    self.report(span, "E410", f"permit `{rule.name}` gives data to `{x}` for purpose `{u}`, "
+                                f"outside every agreement in force during its window: {agreements}",
+                                help=help_text, fallback=rule.span)
+            for g, u in out_fields:
+                self.report(g.node.span, "E410", f"permit `{rule.name}` gives `{g.field.ref}` to `{x}` for `{u}`, "
+                            f"outside every agreement in force during its window: {agreements}",
+                            help=help_text, fallback=rule.span)
+
+    def retention(self, rule: n.Rule, partners: frozenset[str], purposes: frozenset[str],
+                  grants: list[_Grant], window: WindowInfo) -> None:
+        """E411: a permit keeps data longer than an agreement allows; W013: a processor flow kept forever."""
+        refs = {g.field.ref for g in grants}
+
+        def under(a: _AgreementFacts) -> bool:
+            return any(a.covers_field(r) for r in refs) and any(a.covers_purpose(u) for u in purposes)
+
+        mine = (rule.retain.amount, rule.retain.unit.value) if rule.retain is not None else None
+        unlimited: list[str] = []
+        for x in sorted(partners):
+            if self.agreement_facts(x) and not self.live_agreements(x, window):
+                continue  # no agreement in the window at all: W002
+            live = [a for a in self.live_agreements(x, window) if under(a)]
+            if mine is not None:
+                shorter = [a for a in live if a.retain is not None and law.certainly_longer(mine, a.retain)]
+                if shorter:
+                    a = shorter[0]
+                    assert a.retain is not None and rule.retain is not None
+                    self.report(rule.clause_span("retain") or rule.retain.span, "E411",
+                                f"permit `{rule.name}` lets `{x}` keep the data {_duration_text(mine)}, longer "
+                                f"than agreement `{a.reference}` allows ({_duration_text(a.retain)})",
+                                help=f"write `retain {_duration_text(a.retain)}` or less, or leave `retain` out to "
+                                     "use the agreement's (GDPR art. 5(1)(e), 28(3))", fallback=rule.span)
+                    return
+            elif self.partner_role(x) == "processor" and not any(
+                    a.retain is not None for a in self.live_agreements(x, window)):
+                unlimited.append(x)
+        if unlimited:
+            self.report(rule.name.span, "W013", f"permit `{rule.name}` sends data to processor "
+                        f"{_names_text(unlimited)} with no retention, in the permit or in an agreement",
+                        help="add `retain DURATION` to the permit or to the agreement: how long the partner may "
+                             "keep the data (GDPR art. 5(1)(e), 30(1)(f))", fallback=rule.span)
+
+    def dpia(self, rule: n.Rule, partners: frozenset[str], purposes: frozenset[str], grants: list[_Grant],
+             window: WindowInfo, kinds: Mapping[str, str | None]) -> None:
+        """E418: special or criminal data without a DPIA; W015: sensitive data of every student to research."""
+        if getattr(rule, "dpia", None) and str(rule.dpia).strip():
+            return
+
+        def missing(g: _Grant) -> list[str]:
+            """The partners for which no agreement with a DPIA covers the field and a purpose."""
+            return [x for x in sorted(partners) if not any(
+                a.dpia and a.covers_field(g.field.ref) and any(a.covers_purpose(u) for u in purposes)
+                for a in self.live_agreements(x, window))]
+
+        for g in grants:
+            if g.field.sensitivity in ("special", "criminal"):
+                lacking = missing(g)
+                if lacking:
+                    self.report(g.node.span, "E418", f"{g.field.sensitivity} field `{g.field.ref}` is permitted "
+                                f"to {_names_text(lacking)} without a DPIA",
+                                help='name the data protection impact assessment: `dpia "REFERENCE"` on the permit, '
+                                     "or on the agreement it falls under (GDPR art. 35(3)(b))", fallback=rule.span)
+                    return
+        research = [u for u, k in kinds.items() if k == "research"]
+        if research and rule.condition is None:
+            for g in grants:
+                if g.field.sensitivity == "sensitive" and missing(g):
+                    self.report(g.node.span, "W015", f"sensitive field `{g.field.ref}` of every student goes to "
+                                f"research ({_names_text(research)}) without a DPIA",
+                                help='add `dpia "REFERENCE"` to the permit or its agreement, or limit the students '
+                                     "with `students where ...` (GDPR art. 35(1), WP248)", fallback=rule.span)
+                    return
+
+    def condition_on_protected_fields(self, rule: n.Rule) -> None:
+        """W017: a condition that tests a special, criminal or national_id field (issue 15)."""
+        if self.subject is None or rule.condition is None:
+            return
+        entries = self.fields.get(self.subject.name.value, {})
+        seen: set[str] = set()
+        for ref in rule.condition.find_all(n.Ref):
+            entry = entries.get(ref.name)
+            if entry is None or entry.sensitivity not in _PROTECTED or ref.name in seen:
+                continue
+            seen.add(ref.name)
+            self.report(ref.span, "W017", f"the condition of {rule.effect} `{rule.name}` tests `{ref.name}`, a "
+                        f"{entry.sensitivity} field",
+                        help="every decision then reads this field, and its value is what decides: base the "
+                             "student subset on ordinary fields (e.g. a group in a set field) if you can (GDPR "
+                             "art. 5(1)(c), 9, 10; UAVG art. 46); reasons never show its value",
+                        fallback=rule.span)
 
     # -- conditions -------------------------------------------------------------
     def ref_type(self, ref: n.Ref) -> str | None:
@@ -616,11 +1203,6 @@ class _Checker:
             self.report(rule.partner.span, "W004", f"permit `{rule.name}` applies to every partner (`partner *`)",
                         help="name the partners that need this data; a new partner would receive it too",
                         fallback=rule.clause_span("partner"))
-        if rule.basis is not None and rule.basis.kind.value == "legitimate_interest" and rule.basis.topic is None:
-            self.report(rule.basis.span, "W008", f"permit `{rule.name}` relies on `legitimate_interest`",
-                        help="a public authority such as a publicly funded school cannot rely on legitimate "
-                             "interest for its tasks (GDPR art. 6(1), last sentence): use `public_task`, "
-                             "`legal_obligation`, `contract` or `consent(TOPIC)`")
         if rule.condition is None and grants:
             risky = [g for g in grants if g.field.sensitivity in _RISKY]
             if risky:
@@ -861,7 +1443,7 @@ class _Checker:
                         cell.setdefault(basis, p)
 
     def national_id_and_pseudonym(self, permits: list[_RuleFacts]) -> None:
-        """W009: a partner that receives a national id and a pseudonym, which defeats the pseudonym."""
+        """E419 (W009 in v1): a partner that receives a national id and a pseudonym, which defeats the pseudonym."""
         national: dict[str, _Grant] = {}
         pseudo: dict[str, tuple[_RuleFacts, _Grant]] = {}
         for p in permits:
@@ -877,8 +1459,8 @@ class _Checker:
             g = national[partner]
             q, h = pseudo[partner]
             what = f"`{h.field.ref} as pseudonym`" if h.transform == "pseudonym" else f"`{h.field.ref}`"
-            self.report(g.node.span, "W009",
+            self.report(g.node.span, "E419",
                         f"partner `{partner}` receives national id `{g.field.ref}` and pseudonym {what} "
                         f"(permit `{q.name}`), so the pseudonym protects nothing",
-                        help="do not send the national id and a pseudonym to the same partner; "
-                             "drop one of the two")
+                        help="do not send the national id and a pseudonym to the same partner: drop one of "
+                             "the two (GDPR art. 4(5) and 25; the Wet pseudonimisering forbids linking them)")
