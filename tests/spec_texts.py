@@ -1,7 +1,9 @@
 """Policy texts the tests share: the spec's examples, in pieces, and the small sets of the cli and plugin tests.
 
-The spec examples are copied verbatim from the spec (language.md, v1); the tests do not read
-the spec itself, so the project stands alone. Each test module composes its own set from these
+The spec examples are copied from the spec (language.md, sections 1-6); the tests do not read
+the spec itself, so the project stands alone. Where v2 (section 7) makes a v1 example an error
+or a warning, the piece carries the v2 addition (marked "v2:"): a role and kind on partners
+without an agreement, a body on snappet's agreement, a law on `public_task`. Each test module composes its own set from these
 pieces; where its text differs from a piece, a `str.replace` next to the use says how.
 (benchmarks/gen.py keeps its own copy on purpose: the benchmarks do not import from tests/.)
 """
@@ -39,10 +41,15 @@ dataset absentie "Absentiegegevens" {
 # §3.2
 SNAPPET = """\
 partner snappet "Snappet B.V." {
-    agreement "DPA-2025-031" valid from 2025-08-01 until 2026-07-31
+    agreement "DPA-2025-031" valid from 2025-08-01 until 2026-07-31 {
+        covers leerling.*
+        retain 1 year
+        breach 24 hours
+    }
 }
 """
-DUS_I = 'partner dus-i "DUS-I / DUO"\n'
+# v2: the body of snappet's agreement (W011, W012 without), and dus-i's role and kind (E403, E405 without)
+DUS_I = 'partner dus-i "DUS-I / DUO" { role controller kind government }\n'
 PARTNERS = SNAPPET + DUS_I
 
 # §3.3
@@ -96,7 +103,7 @@ test foto_met_toestemming {
 """
 
 # Not in the spec: the partner and purpose the second test names
-SCHOOLWEBSITE = 'partner schoolwebsite "Website van de school"\n'
+SCHOOLWEBSITE = 'partner schoolwebsite "Website van de school" { role controller }\n'
 PUBLICATIE = 'purpose publicatie "Publicatie op de website"\n'
 
 
@@ -110,7 +117,7 @@ def snappet_permit(students: str) -> str:
 permit snappet_lesmateriaal {{
     partner  snappet
     purpose  leermiddelen
-    basis    public_task
+    basis    public_task("Wet op het primair onderwijs, art. 8")
     fields   leerling.{{roepnaam, leerjaar}}
     students where {students}
 }}

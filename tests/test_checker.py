@@ -374,9 +374,8 @@ SCHOOL = {
         .replace("}\n\ndataset", "}\ndataset")),
     # v2: each agreement with its privacybijsluiter, breach deadline and retention; partners without
     # an agreement say they are controllers
-    "partners.avg": SNAPPET.replace("2026-07-31\n", "2026-07-31 {\n        covers leerling.{eckid, roepnaam, "
-                                    "leerjaar, lesgroepen, id} purposes leermiddelen\n"
-                                    "        retain 1 year breach 24 hours\n    }\n") + """\
+    "partners.avg": SNAPPET.replace("leerling.*", "leerling.{eckid, roepnaam, leerjaar, lesgroepen, id}\n"
+                                    "        purposes leermiddelen") + """\
 partner cito "Cito" {
     kind exam
     agreement "DPA-2024-007" valid from 2024-08-01 until 2027-07-31 {
@@ -388,8 +387,7 @@ partner parro "Parro (ParnasSys)" {
         covers leerling.{roepnaam, achternaam, lesgroepen} retain 1 year breach 24 hours
     }
 }
-""" + DUS_I.replace("\n", " { role controller kind government }\n")
-    + SCHOOLWEBSITE.replace("\n", " { role controller }\n") + "\n" + LEERMIDDELEN + """\
+""" + DUS_I + SCHOOLWEBSITE + "\n" + LEERMIDDELEN + """\
 purpose toetsing "Leerlingvolgsysteem en toetsen"
 purpose communicatie "Communicatie met ouders"
 purpose bekostiging "Bekostiging en verantwoording"

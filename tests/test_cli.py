@@ -25,8 +25,8 @@ dataset leerling "Leerlingen" subject {
     lesgroepen    set   personal
     foto          text  personal
 }
-partner snappet "Snappet"
-partner website "Website"
+partner snappet "Snappet" { role controller }
+partner website "Website" { role controller }
 purpose leermiddelen "Leermiddelen"
 purpose publicatie "Publicatie"
 consent beeldmateriaal "Foto's"

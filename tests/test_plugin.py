@@ -27,15 +27,15 @@ dataset leerling "Leerlingen" subject {
     school    text  personal
     leerjaar  int   personal
 }
-partner snappet "Snappet"
-partner parro "Parro"
+partner snappet "Snappet" { role controller }
+partner parro "Parro" { role controller }
 purpose leermiddelen "Leermiddelen"
 
 """ + snappet_permit('school == "12AB"') + """
 permit parro_namen {
     partner  parro
     purpose  leermiddelen
-    basis    public_task
+    basis    public_task("Wet op het primair onderwijs, art. 8")
     fields   leerling.roepnaam
 }
 """

@@ -92,6 +92,7 @@ def test_section_3_6_condition():
     assert isinstance(cond.items[2], n.Not)
 
 
+LAW = 'legal_obligation("Wet op het primair onderwijs, art. 178a")'
 PERMIT = ("permit x {{\n    partner {partner}\n    purpose leermiddelen\n    basis {basis}\n    fields {fields}\n"
           "{extra}}}\n")
 
@@ -113,9 +114,10 @@ def permit(fields, basis="contract", partner="snappet", extra=""):
     (permit("leerling.roepnaam", extra='    students where leerjaar == "5"\n'), "E301"),
     ("permit x {\n    partner snappet\n    purpose leermiddelen\n    fields leerling.roepnaam\n}\n", "E304"),
     ("forbid x {\n    partner snappet\n    fields leerling.roepnaam\n    retain 1 year\n}\n", "E305"),
-    (permit("leerling.bsn", partner="dus-i", basis="public_task", extra="    students where leerjaar > 3\n"),
-     "E306"),
-    (permit("leerling.zorgnotitie", basis="public_task", extra="    students where leerjaar > 3\n"), "E308"),
+    (permit("leerling.bsn", partner="dus-i", basis='public_task("WVO 2020, art. 2.2")',
+            extra="    students where leerjaar > 3\n"), "E306"),
+    (permit("leerling.zorgnotitie", basis='public_task("WVO 2020, art. 2.2")',
+            extra="    students where leerjaar > 3\n    dpia \"DPIA-zorg\"\n"), "E308"),
     (permit("leerling.leerjaar as year"), "E309"),
 ])
 def test_section_5_errors(text, code):
@@ -133,7 +135,7 @@ def test_section_5_no_subject_dataset_and_age_without_birth_date():
 def test_section_5_criminal_data():
     files = {**SPEC_SET, "catalogue.avg": DATASETS.replace("zorgnotitie   text      special",
                                                            "zorgnotitie   text      criminal"),
-             "x.avg": permit("leerling.zorgnotitie", extra="    students where leerjaar > 3\n")}
+             "x.avg": permit("leerling.zorgnotitie", extra="    students where leerjaar > 3\n    dpia \"D\"\n")}
     assert ["E307"] == [c for _f, c, _l, _c in diagnostics(files) if c.startswith("E")]
 
 
@@ -145,14 +147,14 @@ def test_section_5_criminal_data():
     (permit("leerling.roepnaam", extra="    students where leerjaar in 5..3\n"), "W003"),
     (permit("leerling.roepnaam", partner="*"), "W004"),
     (permit("leerling.roepnaam", extra="    valid from 2025-08-01 until 2025-09-30\n"), "W005"),
-    (permit("leerling.bsn", partner="dus-i", basis="legal_obligation",
-            extra="    students where leerjaar > 3\n"), "W006"),
+    (permit("leerling.bsn", partner="dus-i", basis=LAW, extra="    students where leerjaar > 3\n"), "W006"),
     (permit("leerling.roepnaam", basis="consent(beeldmateriaal)"), "W007"),
-    (permit("leerling.achternaam", basis="legitimate_interest"), "W008"),
-    (permit("leerling.bsn", partner="snappet", basis="legal_obligation", extra="    students where leerjaar > 3\n"),
-     "W009"),
-    (permit("absentie.reden", partner="dus-i", basis="legal_obligation",
-            extra="    art9 substantial_public_interest\n    valid until 2026-07-31\n"), "W010"),
+    # v2 (spec 7.1, 7.8): W008 is error E402 under a public controller (the default), W009 is error E419
+    (permit("leerling.achternaam", basis="legitimate_interest"), "E402"),
+    (permit("leerling.bsn, leerling.eckid", partner="dus-i", basis=LAW,
+            extra="    students where leerjaar > 3\n    valid until 2026-07-31\n"), "E419"),
+    (permit("absentie.reden", partner="dus-i", basis=LAW,
+            extra="    art9 vital_interest\n    valid until 2026-07-31\n    dpia \"DPIA-verzuim\"\n"), "W010"),
 ])
 def test_section_5_warnings(text, code):
     # W007 needs a second permit for roepnaam to snappet: snappet_lesmateriaal (basis contract) is one
@@ -161,7 +163,7 @@ def test_section_5_warnings(text, code):
 
 def test_section_2_lexical_rules():
     text = ('# a comment\npurpose p-1 "say \\"hi\\" \\\\ ok" # trailing comment\n'
-            "permit r { partner dus-i purpose p-1 basis legal_obligation fields leerling.roepnaam "
+            "permit r { partner dus-i purpose p-1 basis legal_obligation(\"WPO\") fields leerling.roepnaam "
             "students where leerjaar in -1..8 retain 2 years }\n")
     assert [] == diagnostics({**SPEC_SET, "x.avg": text})
     f, _ = parse(Source("x.avg", text))
