@@ -60,7 +60,7 @@ dataset {i['dataset']} "{escape(HOSTILE)}" subject {{
     geboortedatum date personal
 }}
 partner {i['partner']} "{escape(HOSTILE)}" {{ agreement "{escape(HOSTILE)}" valid from 2025-01-01 until 2026-12-31 }}
-partner {i['partner2']} "{escape(LONG)}"
+partner {i['partner2']} "{escape(LONG)}" {{ role controller }}
 purpose {i['purpose']} "{escape(HOSTILE)}"
 purpose {i['purpose2']}
 consent {i['topic']} "{escape(HOSTILE)}"
@@ -68,7 +68,7 @@ permit {i['rule']} {{
     partner {i['partner']}, {i['partner2']}
     purpose {i['purpose']}
     basis consent({i['topic']})
-    art9 explicit_consent
+    art9 explicit_consent({i['topic']}) dpia "{escape(HOSTILE)}"
     fields {i['dataset']}.{{{i['f_text']}, {i['f_int']}, {i['f_set']}, {i['f_bool']}, {i['f_clash1']}}},
            {i['dataset']}.{i['f_clash2']}, {i['dataset']}.{i['f_clash3']}, {i['dataset']}.{i['f_clash4']},
            {i['dataset']}.{i['f_clash5']}, {i['dataset']}.{i['f_special']},

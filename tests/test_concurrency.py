@@ -33,7 +33,7 @@ dataset leerling subject {
 }
 dataset absentie { reden text sensitive }
 partner snappet { agreement "A" valid from 2025-08-01 until 2026-07-31 }
-partner dus-i
+partner dus-i { role controller kind government }
 partner app { agreement "B" valid from 2025-01-01 until 2025-12-31 agreement "C" valid from 2026-02-01 }
 purpose leermiddelen
 purpose communicatie
@@ -56,8 +56,8 @@ permit p2 {
 permit p3 {
     partner dus-i
     purpose *
-    basis legal_obligation
-    art9 substantial_public_interest
+    basis legal_obligation("Wet op het primair onderwijs, art. 178a")
+    art9 vital_interest dpia "DPIA-1"
     fields leerling.zorg, absentie.reden
     students where not school in ["99ZZ"]
     valid until 2026-03-31

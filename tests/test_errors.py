@@ -12,7 +12,7 @@ dataset leerling "L" subject {
     roepnaam text personal
     leerjaar int  personal
 }
-partner snappet
+partner snappet { role controller }
 purpose leermiddelen
 """
 

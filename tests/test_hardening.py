@@ -24,8 +24,8 @@ dataset leerling subject {
     school text personal
     leerjaar int personal
 }
-partner snappet
-partner dus-i
+partner snappet { role controller }
+partner dus-i { role controller kind government }
 purpose leermiddelen
 purpose bekostiging
 permit snappet_lesmateriaal {

@@ -40,17 +40,28 @@ dataset leerling subject {
     strafblad text criminal
     diagnoses set special
 }
-partner dus-i
+partner dus-i { role controller kind government }
+partner duo { role controller kind government }
 partner zorgapp { agreement "Z-1" valid from 2025-01-01 until 2026-12-31 }
-partner snappet
+partner snappet { role controller }
 purpose bekostiging
-purpose zorg
+purpose zorg kind care
 consent zorgdeling
 permit bsn_naar_dus_i {
     partner dus-i
     purpose bekostiging
-    basis legal_obligation
-    fields leerling.bsn, leerling.id as pseudonym, leerling.strafblad
+    basis legal_obligation("Wet op het primair onderwijs, art. 178a")
+    fields leerling.bsn, leerling.strafblad
+    students where bsn != "000000000" and leerjaar >= 1
+    valid until 2026-12-31
+    dpia "DPIA-bekostiging"
+}
+# v2: a national id and a pseudonym never go to one partner (E419), so the pseudonym goes to duo
+permit pseudoniem_naar_duo {
+    partner duo
+    purpose bekostiging
+    basis legal_obligation("Wet op het primair onderwijs, art. 178a")
+    fields leerling.id as pseudonym
     students where bsn != "000000000" and leerjaar >= 1
     valid until 2026-12-31
 }
@@ -58,16 +69,16 @@ permit zorg_naar_app {
     partner zorgapp
     purpose zorg
     basis consent(zorgdeling)
-    art9 explicit_consent
+    art9 explicit_consent(zorgdeling) dpia "DPIA-zorg"
     fields leerling.zorgnotitie, leerling.diagnoses, leerling.id as pseudonym
     students where zorgnotitie != "geen" and not "adhd" in diagnoses and bsn in ["1", "2"]
 }
 permit zorg_legal {
     partner zorgapp
     purpose zorg
-    basis legal_obligation
+    basis legal_obligation("Wet op het primair onderwijs, art. 178a")
     art9 health_care
-    fields leerling.bsn
+    fields leerling.id
     students where zorgnotitie == "x"
 }
 forbid geen_zorg_snappet {
@@ -98,7 +109,7 @@ def students() -> list[Any]:
     ]
 
 
-REQUESTS = [(p, u) for p in ("dus-i", "zorgapp", "snappet", "onbekend") for u in ("bekostiging", "zorg", "nope")]
+REQUESTS = [(p, u) for p in ("dus-i", "duo", "zorgapp", "snappet", "onbekend") for u in ("bekostiging", "zorg", "nope")]
 MOMENTS = [datetime.date(2024, 6, 1), datetime.date(2025, 10, 1), datetime.date(2027, 2, 1)]
 
 
@@ -166,7 +177,7 @@ def test_the_decisions_above_do_cover_allow_and_deny(policy: avgpolicy.Policy) -
 
 def test_filter_output_pseudonymises_and_errors_do_not_show_the_key(policy: avgpolicy.Policy) -> None:
     at = datetime.date(2025, 10, 1)
-    rows = list(policy.filter("dus-i", "bekostiging", ["leerling.id", "leerling.bsn"], students(), at=at))
+    rows = list(policy.filter("duo", "bekostiging", ["leerling.id"], students(), at=at))
     assert rows and all("leerling.id" not in r or r["leerling.id"] != "s1" for r in rows)
     for row in rows:
         assert_clean("a filtered row", repr(row), key_forms())
@@ -183,7 +194,7 @@ def test_filter_output_pseudonymises_and_errors_do_not_show_the_key(policy: avgp
 def test_filter_without_a_key_says_so_without_values() -> None:
     policy = avgpolicy.loads(POLICY)
     with pytest.raises(ValueError) as info:
-        policy.filter("dus-i", "bekostiging", ["leerling.id"], students())
+        policy.filter("duo", "bekostiging", ["leerling.id"], students())
     assert "pseudonym" in str(info.value)
     assert_clean("the no-key error", str(info.value), SECRETS)
 
@@ -231,13 +242,13 @@ dataset leerling subject {
     diagnoses set special
     strafblad text criminal
 }
-partner zorgapp
-purpose zorg
+partner zorgapp { role controller }
+purpose zorg kind care
 """ + "".join(f"""
 permit p{i} {{
     partner zorgapp
     purpose zorg
-    basis legal_obligation
+    basis legal_obligation("Wet op het primair onderwijs, art. 178a")
     art9 health_care
     fields leerling.id
     students where {condition}
@@ -346,7 +357,7 @@ def test_a_policy_and_a_store_keep_only_what_derives_pseudonyms(tmp_path: Path) 
     # and the keyed function gives the pseudonyms it always gave: HMAC-SHA256(key, message)
     import hashlib
     import hmac
-    row = next(iter(policy.filter("dus-i", "bekostiging", ["leerling.id"], [students()[0]],
+    row = next(iter(policy.filter("duo", "bekostiging", ["leerling.id"], [students()[0]],
                                   at=datetime.date(2025, 10, 1))))
-    message = b"avgpolicy-pseudonym-v1\x00dus-i\x00leerling.id\x00s:s1"
+    message = b"avgpolicy-pseudonym-v1\x00duo\x00leerling.id\x00s:s1"
     assert hmac.new(KEY, message, hashlib.sha256).hexdigest() == row["leerling.id"]
