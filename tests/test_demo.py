@@ -80,7 +80,7 @@ dataset kind "Kinderen" subject {
     clubs      set   personal
 }
 dataset extra "Extra" { score int sensitive }
-partner p "P"
+partner p "P" { role controller }
 purpose u "U"
 permit r { partner p  purpose u  basis contract  fields kind.nummer  students where klas >= 2 }
 """)

@@ -7,11 +7,11 @@ import pytest
 import avgpolicy
 
 CATALOGUE = "dataset leerling subject {\n  id text personal\n  geboortedatum date personal\n}\n"
-PARTNER = 'partner snappet "Snappet"\npurpose leermiddelen\n'
+PARTNER = 'partner snappet "Snappet" { role controller }\npurpose leermiddelen\n'
 ENDED_RULE = """permit oud {
     partner snappet
     purpose leermiddelen
-    basis   public_task
+    basis   public_task("Wet op het primair onderwijs, art. 8")
     fields  leerling.id
     valid   from 2024-08-01 until 2025-07-31
 }

@@ -39,7 +39,7 @@ BASE = """dataset leerling subject {
     geboortedatum date personal
     lesgroepen set personal
 }
-partner snappet
+partner snappet { role controller }
 purpose leermiddelen
 """
 
@@ -264,7 +264,7 @@ _CHILD = textwrap.dedent("""
     t0 = time.process_time()
     policy = avgpolicy.loads(text)
     seconds = time.process_time() - t0  # CPU time
-    d = policy.decide("p1", "u1", ["leerling.school", "leerling.leerjaar"],
+    d = policy.decide("p0", "u0", ["leerling.school", "leerling.leerjaar"],  # r0: basis contract
                       {{"school": "34CD", "leerjaar": 5, "geboortedatum": datetime.date(2015, 1, 1)}},
                       at=datetime.date(2025, 10, 1))
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

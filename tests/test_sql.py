@@ -29,7 +29,7 @@ dataset leerling "Leerlinggegevens" subject {
     lesgroepen     set   personal
 }
 purpose leermiddelen "Leermiddelen"
-partner snappet "Snappet"
+partner snappet "Snappet" { role controller }
 """
 
 

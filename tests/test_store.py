@@ -25,7 +25,7 @@ CATALOGUE = """dataset leerling subject {
     school text personal
     leerjaar int personal
 }
-partner snappet
+partner snappet { role controller }
 purpose leermiddelen
 """
 

@@ -36,7 +36,7 @@ dataset toets "Toetsen" {
     resultaat text sensitive
 }
 partner snappet "Snappet" { agreement "DPA-1" valid from 2025-08-01 until 2026-07-31 }
-partner website "Schoolwebsite"
+partner website "Schoolwebsite" { role controller }
 purpose leermiddelen "Leermiddelen"
 purpose publicatie "Publicatie"
 consent beeldmateriaal "Foto's op de website"
@@ -44,7 +44,7 @@ consent beeldmateriaal "Foto's op de website"
 permit snappet_lesmateriaal {
     partner  snappet
     purpose  leermiddelen
-    basis    public_task
+    basis    public_task("Wet op het primair onderwijs, art. 8")
     fields   leerling.{roepnaam, leerjaar}, leerling.id as pseudonym
     students where school == "12AB" and (leerjaar in 3..8 or "plusklas" in lesgroepen)
 }
@@ -281,7 +281,7 @@ dataset leerling subject {
     foto          text personal
     geboortedatum date personal
 }
-partner website
+partner website { role controller }
 purpose publicatie
 consent beeldmateriaal
 permit foto_op_website {
