@@ -3,8 +3,8 @@
 The spec examples are copied from the spec (language.md, sections 1-6); the tests do not read
 the spec itself, so the project stands alone. Where v2 (section 7) makes a v1 example an error
 or a warning, the piece carries the v2 addition (marked "v2:"): a role and kind on partners
-without an agreement, a body on snappet's agreement, a law on `public_task`. Each test module composes its own set from these
-pieces; where its text differs from a piece, a `str.replace` next to the use says how.
+without an agreement, a body on snappet's agreement, a law on `public_task`. Each test module
+composes its own set from these pieces; where its text differs from a piece, a `str.replace` next to the use says how.
 (benchmarks/gen.py keeps its own copy on purpose: the benchmarks do not import from tests/.)
 """
 
