@@ -84,7 +84,11 @@ def planted_students(n: int, *, prefix: str = "L") -> list[dict[str, Any]]:
 def planted_needles(students: list[dict[str, Any]]) -> list[str]:
     """Every planted value as text (each student's own), for searching files and outputs."""
     needles = {PLANTED["roepnaam"], PLANTED["achternaam"], PLANTED["medisch"], PLANTED["lesgroepen"],
-               PLANTED["bsn"], PLANTED["geboortedatum"].isoformat(), "1987"}
+               PLANTED["bsn"], PLANTED["geboortedatum"].isoformat()}
+    # the birth year (what `as year` would release) as a value in JSON, CSV, text or HTML; bare "1987"
+    # is not a needle: four digits turn up by chance in the hex of the hash chain
+    year = str(PLANTED["geboortedatum"].year)
+    needles.update(f"{a}{year}{b}" for a in ':[," >' for b in ',]}" <')
     for s in students:
         needles.update(str(v) for k, v in s.items() if k not in ("id", "leerjaar", "lesgroepen", "geboortedatum"))
     return sorted(needles)
