@@ -44,6 +44,7 @@ import datetime
 import itertools
 import linecache
 import threading
+import types
 import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -157,12 +158,23 @@ def _conjuncts(e: n.Expr) -> list[n.Expr] | None:
     return [e]
 
 
-def _atom_count(e: n.Expr) -> int:
-    if isinstance(e, (n.And, n.Or)):
-        return sum(_atom_count(i) for i in e.items)
-    if isinstance(e, n.Not):
-        return _atom_count(e.operand)
-    return 1
+def _atom_count(e: n.Expr, limit: int | None = None) -> int:
+    """The atoms of a condition; with ``limit``, counting stops at the first atom past it (so a
+    condition of 10,000 atoms costs ``limit`` steps when all that matters is whether it is too large)."""
+    count, stack = 0, [e]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        node = pop()
+        kind = type(node)
+        if kind is n.And or kind is n.Or:
+            extend(node.items)
+        elif kind is n.Not:
+            stack.append(node.operand)
+        else:
+            count += 1
+            if limit is not None and count > limit:
+                break
+    return count
 
 
 class _NotSeen(Exception):
@@ -192,9 +204,18 @@ def _static_value(e: n.Expr, env: dict[int, bool | None]) -> bool | None:
     return env[id(e)]
 
 
-def _same(a: list[ast.stmt], b: list[ast.stmt]) -> bool:
-    """Whether two generated statement lists are the same code."""
-    return len(a) == len(b) and all(ast.dump(x) == ast.dump(y) for x, y in zip(a, b, strict=True))
+def _same(a: Any, b: Any) -> bool:
+    """Whether two generated statement lists (or nodes, or field values) are the same code: what
+    comparing their ``ast.dump`` says, without formatting them (stops at the first difference)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, ast.AST):
+        return all(_same(getattr(a, f, None), getattr(b, f, None)) for f in a._fields)
+    if type(a) is list:
+        return len(a) == len(b) and all(map(_same, a, b))
+    if type(a) is tuple:  # a constant's value: the same types, element by element
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b  # type: ignore[no-any-return]
 
 
 def _memoised(key: ast.expr) -> ast.expr:
@@ -234,6 +255,8 @@ class _Gen:
         self.leaf: Callable[[int], list[ast.stmt] | None] | None = None
         #: the agreements in force that cover the group being generated (``permitted`` names them)
         self.covering: tuple[Any, ...] = ()
+        #: id(a group's permits) -> (the permits, in-window indices, outside_window spec ids): see ``in_window``
+        self._windows: dict[int, tuple[list[_Permit], list[int], list[int]]] = {}
 
     def temp(self) -> str:
         return f"_t{next(self.tmp)}"
@@ -363,7 +386,7 @@ class _Gen:
         value once on every path; anything else is T(e), then a diagnosis."""
         atoms = _conjuncts(e)
         if atoms is None:
-            if _atom_count(e) <= KLEENE_TREE_LIMIT:
+            if _atom_count(e, KLEENE_TREE_LIMIT) <= KLEENE_TREE_LIMIT:
                 try:
                     return self._kleene(e, e, {}, rule, granted, target)
                 except (_NotSeen, StopIteration):  # not expected: the general form below is always right
@@ -498,20 +521,39 @@ class _Gen:
                 unknown),
             _if(ast.Compare(left=_name("_l"), ops=[ast.Lt()], comparators=[_name("day")]), gone)])]
 
+    def in_window(self, permits: list[_Permit]) -> tuple[list[int], list[int]]:
+        """(indices of the permits in this epoch's window, then ``len(permits)``; per permit, the spec id
+        of its ``outside_window`` reason (-1 for one in window)), worked out once per group and epoch."""
+        found = self._windows.get(id(permits))
+        if found is None or found[0] is not permits:
+            rep = self.req.representative(self.epoch)
+            live = [k for k, (r, _, _) in enumerate(permits) if r.window.contains_date(rep)]
+            outside = [-1 if r.window.contains_date(rep) else self.req.spec_id(("outside_window", r, None))
+                       for r, _, _ in permits]
+            found = self._windows[id(permits)] = (permits, [*live, len(permits)], outside)
+        return found[1], found[2]
+
     def permits(self, permits: list[_Permit], i: int, dynamic: str | None,
                 failures: tuple[int, ...], emit: Callable[[Outcome], list[ast.stmt]]) -> list[ast.stmt]:
         """Permit ``i`` onwards; the failures so far are local ``dynamic`` (if set) + ``failures``.
 
         Continuation style: while every failure so far is known at compile time, a failing
-        leaf whose later permits are all out of window emits a prebuilt outcome directly."""
+        leaf whose later permits are all out of window emits a prebuilt outcome directly.
+        Permits out of this epoch's window add their static failure in a loop (no recursion, and
+        no rescan of the later permits: a policy of 1,000 windows costs linear time per epoch)."""
         req = self.req
-        rep = req.representative(self.epoch)
+        live, outside = self.in_window(permits)
 
         def so_far(extra: ast.expr | None = None) -> ast.expr:
             parts: list[ast.expr] = [_name(dynamic)] if dynamic else []
-            tail: list[ast.expr] = [_const(x) for x in failures] + ([extra] if extra is not None else [])
-            if tail:
-                parts.append(ast.Tuple(elts=tail, ctx=ast.Load()))
+            if len(failures) > PREBUILT_SPECS:  # one constant, not a node per spec id
+                parts.append(_name(req.value(failures)))
+                if extra is not None:
+                    parts.append(ast.Tuple(elts=[extra], ctx=ast.Load()))
+            else:
+                tail: list[ast.expr] = [_const(x) for x in failures] + ([extra] if extra is not None else [])
+                if tail:
+                    parts.append(ast.Tuple(elts=tail, ctx=ast.Load()))
             if not parts:
                 return _const(())
             out = parts[0]
@@ -519,14 +561,15 @@ class _Gen:
                 out = ast.BinOp(left=out, op=ast.Add(), right=p)
             return out
 
+        j = live[bisect.bisect_left(live, i)]  # the next permit in window (len(permits) if none)
+        if j > i:
+            failures = (*failures, *outside[i:j])
+            i = j
         if i == len(permits):
             return emit(so_far() if dynamic else failures)
         r, transform, topics = permits[i]
-        if not r.window.contains_date(rep):
-            return self.permits(permits, i + 1, dynamic, (*failures, req.spec_id(("outside_window", r, None))), emit)
-        rest = permits[i + 1:]
-        later_static = all(not p.window.contains_date(rep) for p, _, _ in rest)
-        suffix = tuple(req.spec_id(("outside_window", p, None)) for p, _, _ in rest) if later_static else ()
+        later_static = live[bisect.bisect_right(live, i)] == len(permits)
+        suffix = tuple(outside[i + 1:]) if later_static else ()
 
         def fail_static(spec_id: int) -> list[ast.stmt] | None:
             """Emit directly when the whole failure outcome is known here; None otherwise."""
@@ -602,11 +645,11 @@ class _Gen:
                     # them all up front made the first decision of a request cost many interpreted ones.
                     if isinstance(outcome, tuple):
                         if len(outcome) > PREBUILT_SPECS:
-                            return [ast.Return(value=_memoised(_const(outcome)))]
+                            return [ast.Return(value=_memoised(_name(req.value(outcome))))]
                         return [ast.Return(value=_name(req.value(req.decision(outcome))))]
                     if isinstance(outcome, _Table) and any(o is not None and len(o) > PREBUILT_SPECS
                                                            for o in outcome.outcomes):
-                        return [ast.Return(value=_memoised(ast.Subscript(value=_const(outcome.outcomes),
+                        return [ast.Return(value=_memoised(ast.Subscript(value=_name(req.value(outcome.outcomes)),
                                                                          slice=outcome.index, ctx=ast.Load())))]
                     if isinstance(outcome, _Table):
                         table = tuple(None if o is None else req.decision(o) for o in outcome.outcomes)
@@ -618,9 +661,12 @@ class _Gen:
             else:
                 def emit_multi(outcome: Outcome) -> list[ast.stmt]:
                     if isinstance(outcome, _Table):
-                        return [ast.Return(value=ast.Subscript(value=_const(outcome.outcomes), slice=outcome.index,
-                                                               ctx=ast.Load()))]
-                    return [ast.Return(value=_const(outcome) if isinstance(outcome, tuple) else outcome)]
+                        return [ast.Return(value=ast.Subscript(value=_name(req.value(outcome.outcomes)),
+                                                               slice=outcome.index, ctx=ast.Load()))]
+                    if isinstance(outcome, tuple):  # a long one is a name: no ast node per spec id
+                        return [ast.Return(value=_const(outcome) if len(outcome) <= PREBUILT_SPECS
+                                           else _name(req.value(outcome)))]
+                    return [ast.Return(value=outcome)]
                 parts: list[ast.expr] = []
                 for i, (g, (fixed, covering)) in enumerate(zip(req.groups, agreed, strict=True)):
                     if fixed is not None:
@@ -629,8 +675,9 @@ class _Gen:
                     self.tmp = itertools.count()
                     self.covering = covering
                     gbody = self.group_body(g, emit_multi)
-                    if len(gbody) == 1 and isinstance(gbody[0], ast.Return) and \
-                            isinstance(gbody[0].value, ast.Constant):
+                    if len(gbody) == 1 and isinstance(gbody[0], ast.Return) and (
+                            isinstance(gbody[0].value, ast.Constant)
+                            or (isinstance(gbody[0].value, ast.Name) and gbody[0].value.id.startswith("_v"))):
                         parts.append(gbody[0].value)  # decided without looking at the student
                         continue
                     gname = f"{fname}_group_{i}"
@@ -762,7 +809,7 @@ class _FilterGen(_Gen):
                                          ast.Tuple(elts=[_name(f"_m{flag}") for flag in marks], ctx=ast.Load())))
             loop = [_assign("_sent", _const(0)), *(_assign(f"_m{flag}", _const(0)) for flag in marks),
                     ast.Try(body=loop, handlers=[], orelse=[], finalbody=[flush])]
-        return ast.fix_missing_locations(ast.Module(body=[
+        return _locate(ast.Module(body=[
             ast.FunctionDef(name="rows", args=args, body=[ast.Expr(value=doc), *loop], decorator_list=[],
                             returns=None)], type_ignores=[]))
 
@@ -863,11 +910,6 @@ class _Request:
             group.fields.append(f)
             self.group_of.append(index.setdefault(sig, len(index)))
         self.groups = list(groups.values())
-        # conditions too large to generate code for are decided by the reference interpreter
-        conditions = [r.condition for g in self.groups for r in (*g.forbids, *(p for p, _, _ in g.permits))
-                      if r.condition is not None]
-        sizes = [_atom_count(c) for c in conditions]
-        self.too_large = any(size > MAX_GENERATED_ATOMS for size in sizes) or sum(sizes) > REQUEST_ATOM_BUDGET
         bounds = set()
         for w in windows:
             if w.start is not None:
@@ -971,6 +1013,23 @@ class _Request:
 
     # -- epochs ------------------------------------------------------------------
 
+    def too_large(self, epoch: int) -> bool:
+        """Whether the conditions in force in ``epoch`` are too large to generate code for: one over
+        MAX_GENERATED_ATOMS, or more than REQUEST_ATOM_BUDGET atoms in all (the forbids and permits in
+        window, of every group); such an epoch is decided by the reference interpreter. Rules out of the
+        epoch's window generate no code, so they count for nothing (issue 15: a year of monthly rules)."""
+        rep = self.representative(epoch)
+        left = REQUEST_ATOM_BUDGET
+        for g in self.groups:
+            for r in (*g.forbids, *(p for p, _, _ in g.permits)):
+                if r.condition is None or not r.window.contains_date(rep):
+                    continue
+                size = _atom_count(r.condition, min(left, MAX_GENERATED_ATOMS))
+                if size > MAX_GENERATED_ATOMS or size > left:
+                    return True
+                left -= size
+        return False
+
     def representative(self, epoch: int) -> datetime.date:
         return self.boundaries[epoch - 1] if epoch > 0 else datetime.date.min
 
@@ -987,7 +1046,7 @@ class _Request:
             if self.table[epoch] is not None:
                 return
             try:
-                if self.too_large:
+                if self.too_large(epoch):
                     raise RecursionError
                 defs, body = _Gen(self, epoch).parts()
                 fn, tree, source = self._epoch_module(epoch, defs, body)
@@ -1018,7 +1077,7 @@ class _Request:
                              kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[_const(None)])
         doc = ast.Expr(value=_const(f"decide {self.partner}/{self.purpose} for fields {', '.join(self.fields)} "
                                     f"on local days {self.epoch_text(epoch)}"))
-        tree = ast.fix_missing_locations(ast.Module(body=[
+        tree = _locate(ast.Module(body=[
             *defs, ast.FunctionDef(name="check", args=args, body=[doc, *prologue, *body], decorator_list=[],
                                    returns=None)], type_ignores=[]))
         source = self.load(tree, f"<avgpolicy {self.partner}/{self.purpose} #{self.serial}.{epoch}>", self.namespace)
@@ -1035,7 +1094,7 @@ class _Request:
         source = ast.unparse(tree)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         self.filenames.append(filename)
-        exec(compile(tree, filename, "exec"), self.namespace, scope)  # code built from ast nodes only
+        exec(compile(tree, filename, "exec", dont_inherit=True), self.namespace, scope)  # built from ast nodes only
         return source
 
     def rows(self, students: Any, at: Any, report: Any = None) -> Any:
@@ -1065,7 +1124,7 @@ class _Request:
             if key in self.filters:
                 return self.filters[key]
             fn: Any = None
-            if not self.too_large:
+            if not self.too_large(epoch):
                 try:
                     tree = _FilterGen(self, epoch).filter_function(report)
                     if tree is None:
@@ -1131,24 +1190,68 @@ class _Request:
 
     def start(self) -> Any:
         """The held function before any epoch is generated: it resolves the moment (generating that
-        epoch's code, which it then runs from the next call on) and hands the call to the epoch."""
+        epoch's code, which it then runs from the next call on) and hands the call to the epoch.
+        Its code is the same for every request (compiled once, ``_START``), bound to this request's
+        namespace: making a request's function compiles nothing."""
+        doc = f"decide {self.partner}/{self.purpose} for fields {', '.join(self.fields)}"
+        check: Any = types.FunctionType(_START.code, self.namespace, "check", (None,))
+        check.__doc__ = doc
+        self.check = check
+        self.namespace["_check"] = check
+        check.code_tree = _locate(ast.Module(body=[ast.FunctionDef(
+            name="check", args=_START.tree.args, body=[ast.Expr(value=_const(doc)), *_START.tree.body[1:]],
+            decorator_list=[], returns=None)], type_ignores=[]))
+        # the generated source of the display: the template's, with this request's docstring (a repr)
+        source = _START.source.replace(_START.doc, repr(doc), 1)
+        check.source = source
+        self.shown.append(source)
+        return check
+
+
+class _Start:
+    """The held function's first code, shared by every request: ``check(s, at=None)`` resolves the
+    moment (``_resolve`` generates the epoch's code and swaps it in) and hands the call to the epoch."""
+
+    def __init__(self) -> None:
         unpack = ast.Tuple(elts=[_store("_a"), _store("day"), _store("_e")], ctx=ast.Store())
+        self.doc = repr("decide a request")
         body: list[ast.stmt] = [
-            ast.Expr(value=_const(f"decide {self.partner}/{self.purpose} for fields {', '.join(self.fields)}")),
+            ast.Expr(value=_const("decide a request")),
             ast.Assign(targets=[unpack], value=_call("_resolve", _name("at"))),
             ast.Return(value=ast.Call(func=ast.Subscript(value=_name("_table"), slice=_name("_e"), ctx=ast.Load()),
                                       args=[_name("s"), _name("_a")], keywords=[]))]
         args = ast.arguments(posonlyargs=[], args=[ast.arg(arg="s"), ast.arg(arg="at")], vararg=None,
                              kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[_const(None)])
-        tree = ast.fix_missing_locations(ast.Module(body=[
-            ast.FunctionDef(name="check", args=args, body=body, decorator_list=[], returns=None)], type_ignores=[]))
-        source = self.load(tree, f"<avgpolicy {self.partner}/{self.purpose} #{self.serial}>", self.namespace)
-        self.check = self.namespace.pop("check")
-        self.namespace["_check"] = self.check
-        self.check.code_tree = tree
-        self.check.source = source
-        self.shown.append(source)
-        return self.check
+        self.tree = ast.FunctionDef(name="check", args=args, body=body, decorator_list=[], returns=None)
+        module = _locate(ast.Module(body=[self.tree], type_ignores=[]))
+        self.source = ast.unparse(module).replace('"""decide a request"""', self.doc, 1)
+        filename = "<avgpolicy held function>"
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
+        scope: dict[str, Any] = {}
+        exec(compile(module, filename, "exec", dont_inherit=True), {"__builtins__": {}}, scope)
+        self.code = scope["check"].__code__
+
+
+def _locate(tree: ast.Module) -> ast.Module:
+    """``ast.fix_missing_locations`` for a generated tree (no node has a location: each gets line 1,
+    column 0, as that function gives them), in one loop without a generator per node."""
+    stack: list[Any] = [tree]
+    pop, push, extend, AST = stack.pop, stack.append, stack.extend, ast.AST
+    while stack:
+        node = pop()
+        if node._attributes:
+            node.lineno = node.end_lineno = 1
+            node.col_offset = node.end_col_offset = 0
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if type(value) is list:
+                extend(v for v in value if isinstance(v, AST))
+            elif isinstance(value, AST):
+                push(value)
+    return tree
+
+
+_START = _Start()
 
 
 def _no_rows(students: Any, day: datetime.date) -> Any:
