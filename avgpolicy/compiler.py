@@ -56,7 +56,7 @@ from .model import BIRTHDATE_FIELD, FieldInfo, RuleInfo
 from .pseudonym import year_of
 
 if TYPE_CHECKING:
-    from .policy import Policy
+    from .engine import EngineContext
 
 #: a condition with more atoms is decided by the interpreter: generating code for it would
 #: take long and could exhaust Python's compiler (a flat `or` of thousands of terms)
@@ -473,7 +473,7 @@ class _Gen:
 
     def consent_status(self, topic: str) -> ast.expr:
         """``_consent(s, topic, reconfirm_at_16, day)``: the CONSENT_* code of a consent topic."""
-        info = self.req.policy.model.consents.get(topic)
+        info = self.req.engine.model.consents.get(topic)
         return _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)), _name("day"))
 
     # -- one group of fields -----------------------------------------------------
@@ -526,11 +526,9 @@ class _Gen:
         of its ``outside_window`` reason (-1 for one in window)), worked out once per group and epoch."""
         found = self._windows.get(id(permits))
         if found is None or found[0] is not permits:
-            rep = self.req.representative(self.epoch)
-            live = [k for k, (r, _, _) in enumerate(permits) if r.window.contains_date(rep)]
-            outside = [-1 if r.window.contains_date(rep) else self.req.spec_id(("outside_window", r, None))
-                       for r, _, _ in permits]
-            found = self._windows[id(permits)] = (permits, [*live, len(permits)], outside)
+            in_force = self.req.in_force(self.epoch)
+            live = [k for k, (r, _, _) in enumerate(permits) if id(r) in in_force]
+            found = self._windows[id(permits)] = (permits, [*live, len(permits)], self.req.outside_ids(permits))
         return found[1], found[2]
 
     def permits(self, permits: list[_Permit], i: int, dynamic: str | None,
@@ -821,8 +819,8 @@ class _FilterGen(_Gen):
     def project(self, ref: str, transform: str | None) -> list[ast.stmt]:
         """Put field ``ref`` into ``_row`` when its value is well-typed (after ``transform``)."""
         req = self.req
-        info = req.policy.model.catalogue.fields[ref]
-        bind = ast.NamedExpr(target=_store("_v"), value=_get(req.policy.model.catalogue.record_key(ref)))
+        info = req.engine.model.catalogue.fields[ref]
+        bind = ast.NamedExpr(target=_store("_v"), value=_get(req.engine.model.catalogue.record_key(ref)))
         if info.type == "set":
             guard: ast.expr = _call("_strset", bind)
         else:
@@ -835,7 +833,7 @@ class _FilterGen(_Gen):
             return [_if(guard, [ast.Assign(targets=[put], value=ast.Attribute(value=_name("_v"), attr="year",
                                                                                ctx=ast.Load()))])]
         fn: Any = year_of if transform == "year" else \
-            req.policy._pseudonym_function(req.partner, ref) if transform == "pseudonym" else None
+            req.engine.pseudonym_function(req.partner, ref) if transform == "pseudonym" else None
         if fn is None:  # a pseudonym without a key: never sent (filter refuses such a request before)
             return []
         made = ast.NamedExpr(target=_store("_w"), value=_call(req.value(fn), _name("_v")))
@@ -864,12 +862,12 @@ class _Group:
 
 
 class _Request:
-    def __init__(self, policy: Policy, partner: str, purpose: str, fields: Sequence[str]) -> None:
-        self.policy = policy
+    def __init__(self, engine: EngineContext, partner: str, purpose: str, fields: Sequence[str]) -> None:
+        self.engine = engine
         self.partner = partner
         self.purpose = purpose
         self.fields = list(dict.fromkeys(fields))
-        model = policy.model
+        model = engine.model
         self.subject: dict[str, FieldInfo] = dict(model.catalogue.subject_fields)
         self.known_partner = partner in model.partners
         self.agreements = model.partners[partner].agreements if self.known_partner else ()
@@ -891,13 +889,14 @@ class _Request:
             windows.extend(a.window for a in model.partners[partner].agreements)
         self.group_of: list[int] = []
         index: dict[Any, int] = {}
+        about = engine.rules_for(partner, purpose)
         for f in self.fields:
             static = rt.static_specs(model, partner, purpose, f)
             if static:
                 sig: Any = ("static", static)
                 group = groups.get(sig) or _Group([], tuple(self.spec_id(s) for s in static), [], [])
             else:
-                rules = [r for r in model.rules if rt.covers(r, partner, purpose, f)]
+                rules = [r for r in about if r.grant_for(f) is not None]  # rt.covers, partner and purpose known
                 forbids = [r for r in rules if r.effect == "forbid"]
                 permits = [(r, g.transform, rt.consent_topics(model, r, f))
                            for r in rules if r.effect == "permit" and (g := r.grant_for(f))]
@@ -910,12 +909,17 @@ class _Request:
             group.fields.append(f)
             self.group_of.append(index.setdefault(sig, len(index)))
         self.groups = list(groups.values())
+        #: every rule of the request, once (see ``in_force``)
+        self.rules = list({id(r): r for g in self.groups for r in (*g.forbids, *(p for p, _, _ in g.permits))}.values())
+        self._in_force: dict[int, frozenset[int]] = {}
+        self._outside: dict[int, tuple[list[_Permit], list[int]]] = {}
         bounds = set()
+        add, day, last = bounds.add, datetime.timedelta(days=1), datetime.date.max
         for w in windows:
             if w.start is not None:
-                bounds.add(w.start)
-            if w.end is not None and w.end < datetime.date.max:
-                bounds.add(w.end + datetime.timedelta(days=1))
+                add(w.start)
+            if w.end is not None and w.end < last:
+                add(w.end + day)
         self.boundaries = sorted(bounds)
         # epoch -> its function ``check(s, at=None)`` (generated on first use); found by bisecting the
         # boundaries, so a moment costs O(log epochs) and each epoch's code is generated once
@@ -989,7 +993,7 @@ class _Request:
         fds = tuple(rt.field_decision(f, tuple(self.field_spec(self.specs[i], f) for i in outcomes[gi]),
                                       self.partner, self.purpose)
                     for f, gi in zip(self.fields, self.group_of, strict=True))
-        return Decision.of(fds, policy_version=self.policy.version, partner=self.partner, purpose=self.purpose)
+        return Decision.of(fds, policy_version=self.engine.version, partner=self.partner, purpose=self.purpose)
 
     @staticmethod
     def field_spec(spec: rt.Spec, field: str) -> rt.Spec:
@@ -1018,17 +1022,40 @@ class _Request:
         MAX_GENERATED_ATOMS, or more than REQUEST_ATOM_BUDGET atoms in all (the forbids and permits in
         window, of every group); such an epoch is decided by the reference interpreter. Rules out of the
         epoch's window generate no code, so they count for nothing (issue 15: a year of monthly rules)."""
-        rep = self.representative(epoch)
+        in_force = self.in_force(epoch)
         left = REQUEST_ATOM_BUDGET
         for g in self.groups:
             for r in (*g.forbids, *(p for p, _, _ in g.permits)):
-                if r.condition is None or not r.window.contains_date(rep):
+                if r.condition is None or id(r) not in in_force:
                     continue
                 size = _atom_count(r.condition, min(left, MAX_GENERATED_ATOMS))
                 if size > MAX_GENERATED_ATOMS or size > left:
                     return True
                 left -= size
         return False
+
+    def in_force(self, epoch: int) -> frozenset[int]:
+        """The ids of the request's rules whose window holds ``epoch`` (worked out once per epoch)."""
+        found = self._in_force.get(epoch)
+        if found is None:
+            rep = self.representative(epoch)
+            found = self._in_force[epoch] = frozenset(id(r) for r in self.rules if r.window.contains_date(rep))
+        return found
+
+    def outside_ids(self, permits: list[_Permit]) -> list[int]:
+        """The spec id of each permit's ``outside_window`` reason (the same in every epoch: registered once
+        per request; an epoch uses those of its permits out of window)."""
+        found = self._outside.get(id(permits))
+        if found is None or found[0] is not permits:
+            ids, specs, out = self._spec_ids, self.specs, []
+            for r, _, _ in permits:  # ``spec_id`` inlined: a policy of 1,000 windows has 500 of these
+                sid = ids.get(key := ("outside_window", r.name, None))
+                if sid is None:
+                    sid = ids[key] = len(specs)
+                    specs.append(("outside_window", r, None))
+                out.append(sid)
+            found = self._outside[id(permits)] = (permits, out)
+        return found[1]
 
     def representative(self, epoch: int) -> datetime.date:
         return self.boundaries[epoch - 1] if epoch > 0 else datetime.date.min
@@ -1085,7 +1112,7 @@ class _Request:
 
     def epoch_of(self, at: Any) -> tuple[datetime.date, int]:
         """(local day, epoch) of a moment."""
-        day = rt.local_day(at, self.policy.zone)
+        day = rt.local_day(at, self.engine.zone)
         return day, bisect.bisect_right(self.boundaries, day)
 
     def load(self, tree: ast.Module, filename: str, scope: dict[str, Any]) -> str:
@@ -1186,7 +1213,7 @@ class _Request:
         """The reference interpreter's decision, for an epoch too large to generate code for."""
         from . import interpreter  # a sibling stage, needed only for such pathological conditions
 
-        return interpreter.decide(self.policy, self.partner, self.purpose, self.fields, s, day)
+        return interpreter.decide(self.engine, self.partner, self.purpose, self.fields, s, day)
 
     def start(self) -> Any:
         """The held function before any epoch is generated: it resolves the moment (generating that
@@ -1264,7 +1291,7 @@ def _forget(filenames: list[str]) -> None:
         linecache.cache.pop(f, None)
 
 
-def compile_request(policy: Policy, partner: str, purpose: str, fields: Sequence[str]) -> Any:
+def compile_request(engine: EngineContext, partner: str, purpose: str, fields: Sequence[str]) -> Any:
     """The decision function ``check(student, at=None) -> Decision`` for one request.
 
     Attributes: ``source`` (the generated Python, via ast.unparse, with every epoch specialised
@@ -1272,7 +1299,7 @@ def compile_request(policy: Policy, partner: str, purpose: str, fields: Sequence
     agreements begin or end), ``specialise_all()`` (generate every epoch now), ``request``;
     for ``filter``: ``rows(students, at)`` and ``filter_for(at)`` (the generated loop of an epoch).
     """
-    req = _Request(policy, partner, purpose, fields)
+    req = _Request(engine, partner, purpose, fields)
     check = req.start()  # no epoch's code yet: the first call generates the code of its own epoch
 
     def specialise_all() -> None:

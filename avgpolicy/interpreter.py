@@ -19,7 +19,7 @@ from .decision import Decision
 from .model import BIRTHDATE_FIELD, FieldInfo, RuleInfo
 
 if TYPE_CHECKING:
-    from .policy import Policy
+    from .engine import EngineContext
 
 _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}
@@ -104,10 +104,10 @@ def unknown_attributes(e: n.Expr, record: Mapping[Any, Any], subject: Mapping[st
     return tuple(dict.fromkeys(rt.attribute_of(r, subject) for r in bad))
 
 
-def field_specs(policy: Policy, partner: str, purpose: str, field: str, record: dict[Any, Any] | None,
+def field_specs(engine: EngineContext, partner: str, purpose: str, field: str, record: dict[Any, Any] | None,
                 day: datetime.date) -> tuple[rt.Spec, ...]:
     """Every reason spec for one requested field, in the canonical order."""
-    model = policy.model
+    model = engine.model
     static = rt.static_specs(model, partner, purpose, field)
     if static:
         return static
@@ -143,7 +143,7 @@ def field_specs(policy: Policy, partner: str, purpose: str, field: str, record: 
             return (gone,)
     failures: list[rt.Spec] = []
     for r in permits:
-        failure, informs = _permit_failure(policy, r, field, record, subject, day)
+        failure, informs = _permit_failure(engine, r, field, record, subject, day)
         if failure is None:
             grant = r.grant_for(field)
             assert grant is not None
@@ -152,7 +152,7 @@ def field_specs(policy: Policy, partner: str, purpose: str, field: str, record: 
     return tuple(failures)
 
 
-def _permit_failure(policy: Policy, r: RuleInfo, field: str, record: Mapping[Any, Any],
+def _permit_failure(engine: EngineContext, r: RuleInfo, field: str, record: Mapping[Any, Any],
                     subject: Mapping[str, FieldInfo], day: datetime.date) -> tuple[rt.Spec | None, tuple[rt.Spec, ...]]:
     """(None, inform_student specs) when the permit grants the field; else (why not, ())."""
     if not r.window.contains_date(day):
@@ -164,8 +164,8 @@ def _permit_failure(policy: Policy, r: RuleInfo, field: str, record: Mapping[Any
         if v is None:
             return ("missing_attribute", r, unknown_attributes(r.condition, record, subject, day)), ()
     informs: list[rt.Spec] = []
-    for topic in rt.consent_topics(policy.model, r, field):
-        info = policy.model.consents.get(topic)
+    for topic in rt.consent_topics(engine.model, r, field):
+        info = engine.model.consents.get(topic)
         status = rt.consent_status(record, topic, bool(info and info.reconfirm_at_16), day)
         if status == rt.CONSENT_INFORM:
             informs.append(("inform_student", r, topic))
@@ -174,11 +174,12 @@ def _permit_failure(policy: Policy, r: RuleInfo, field: str, record: Mapping[Any
     return None, tuple(informs)
 
 
-def decide(policy: Policy, partner: str, purpose: str, fields: Sequence[str], student: Any,
+def decide(engine: EngineContext, partner: str, purpose: str, fields: Sequence[str], student: Any,
            at: datetime.date | datetime.datetime | None) -> Decision:
-    """The reference decision (arguments are assumed checked by ``Policy.decide``)."""
-    day = rt.local_day(at, policy.zone)
+    """The reference decision (arguments are assumed checked by ``Policy.decide``, which passes its
+    ``EngineContext``)."""
+    day = rt.local_day(at, engine.zone)
     record = rt.as_record(student)
-    fds = tuple(rt.field_decision(f, field_specs(policy, partner, purpose, f, record, day), partner, purpose)
+    fds = tuple(rt.field_decision(f, field_specs(engine, partner, purpose, f, record, day), partner, purpose)
                 for f in dict.fromkeys(fields))
-    return Decision.of(fds, policy_version=policy.version, partner=partner, purpose=purpose)
+    return Decision.of(fds, policy_version=engine.version, partner=partner, purpose=purpose)

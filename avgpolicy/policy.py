@@ -15,6 +15,7 @@ from . import runtime as rt
 from .cache import CacheInfo, CompileCache
 from .compiler import compile_request
 from .decision import Decision, FilterReport
+from .engine import EngineContext
 from .errors import Diagnostic, UnknownNameError
 from .model import PolicyModel
 from .pseudonym import Pseudonymizer, seal_key, year_of
@@ -87,6 +88,8 @@ class Policy:
         self.warnings = warnings
         self.sources: Mapping[str, str] = MappingProxyType(dict(sources or {}))
         self._pseudonymizer = pseudonymizer
+        # what the engines get of this policy (they never see the Policy itself)
+        self._engine = EngineContext(model, zone, version, None if pseudonymizer is None else pseudonymizer.pseudonym)
         self._cache_size = cache_size
         self._cache = CompileCache(cache_size)
         self._last_request: tuple[Any, ...] = (None, None, None, None, None)
@@ -107,7 +110,7 @@ class Policy:
     # -- deciding --------------------------------------------------------------
 
     def _compiled(self, partner: str, purpose: str, fields: tuple[str, ...]) -> Any:
-        return self._cache.get((partner, purpose, fields), compile_request, self, partner, purpose, fields)
+        return self._cache.get((partner, purpose, fields), compile_request, self._engine, partner, purpose, fields)
 
     def decide(self, partner: str, purpose: str, fields: Sequence[str], student: Any, *,
                at: Moment = None, engine: str = "compiled") -> Decision:
@@ -150,9 +153,10 @@ class Policy:
         if engine == "interpreted":
             _check_moment(at)
             try:
-                return interpreter.decide(self, partner, purpose, key, student, at)
+                return interpreter.decide(self._engine, partner, purpose, key, student, at)
             except Exception as exc:
-                return _undecidable_record(exc, functools.partial(interpreter.decide, self, partner, purpose, key), at)
+                return _undecidable_record(exc, functools.partial(interpreter.decide, self._engine, partner, purpose,
+                                                                  key), at)
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
 
     def compile(self, partner: str, purpose: str, fields: Sequence[str]) -> Any:
@@ -258,9 +262,7 @@ class Policy:
     def _pseudonym_function(self, partner: str, ref: str) -> Any:
         """``value -> pseudonym`` for ``ref`` sent to ``partner`` (None for an ill-typed value);
         None when the policy has no pseudonym key."""
-        if self._pseudonymizer is None:
-            return None
-        return functools.partial(self._pseudonymizer.pseudonym, partner, ref)
+        return self._engine.pseudonym_function(partner, ref)
 
     def _plan(self, decision: Decision, partner: str) -> tuple[tuple[str, Any, Any, Any], ...]:
         """The projection plan of a decision: ``(ref, record key, exact type or None, transform or None)``
