@@ -54,6 +54,7 @@ from . import runtime as rt
 from .decision import Decision
 from .model import BIRTHDATE_FIELD, FieldInfo, RuleInfo
 from .pseudonym import year_of
+from .pysource import unparse
 
 if TYPE_CHECKING:
     from .engine import EngineContext
@@ -884,9 +885,7 @@ class _Request:
         self._spec_ids: dict[Any, int] = {}
         # group the fields by the rules that decide them
         groups: dict[Any, _Group] = {}
-        windows = []
-        if self.known_partner:
-            windows.extend(a.window for a in model.partners[partner].agreements)
+        seen: dict[int, RuleInfo] = {}  # every rule of the request, once
         self.group_of: list[int] = []
         index: dict[Any, int] = {}
         about = engine.rules_for(partner, purpose)
@@ -896,12 +895,19 @@ class _Request:
                 sig: Any = ("static", static)
                 group = groups.get(sig) or _Group([], tuple(self.spec_id(s) for s in static), [], [])
             else:
-                rules = [r for r in about if r.grant_for(f) is not None]  # rt.covers, partner and purpose known
-                forbids = [r for r in rules if r.effect == "forbid"]
-                permits = [(r, g.transform, rt.consent_topics(model, r, f))
-                           for r in rules if r.effect == "permit" and (g := r.grant_for(f))]
+                forbids: list[RuleInfo] = []
+                permits: list[_Permit] = []
+                for r in about:  # rt.covers (partner and purpose matched already), in one pass
+                    g = r.grant_for(f)
+                    if g is None:
+                        continue
+                    seen[id(r)] = r
+                    if r.effect == "forbid":
+                        forbids.append(r)
+                    else:  # rt.consent_topics is () unless the permit has a consent basis or an art9 topic
+                        permits.append((r, g.transform, rt.consent_topics(model, r, f)
+                                        if r.basis == "consent" or r.art9_topic is not None else ()))
                 coverage = frozenset(i for i, a in enumerate(self.agreements) if rt.agreement_covers(a, purpose, f))
-                windows.extend(r.window for r in rules)
                 # transforms are per-field data of the outcome (see ``decision``), not part of the test
                 sig = (tuple(r.name for r in forbids), tuple((r.name, topics) for r, _, topics in permits), coverage)
                 group = groups.get(sig) or _Group([], None, forbids, permits, coverage)
@@ -910,16 +916,17 @@ class _Request:
             self.group_of.append(index.setdefault(sig, len(index)))
         self.groups = list(groups.values())
         #: every rule of the request, once (see ``in_force``)
-        self.rules = list({id(r): r for g in self.groups for r in (*g.forbids, *(p for p, _, _ in g.permits))}.values())
+        self.rules = list(seen.values())
         self._in_force: dict[int, frozenset[int]] = {}
         self._outside: dict[int, tuple[list[_Permit], list[int]]] = {}
-        bounds = set()
-        add, day, last = bounds.add, datetime.timedelta(days=1), datetime.date.max
-        for w in windows:
+        # a dict keeps the order the windows come in, often nearly sorted: sorting it is then about linear
+        bounds: dict[datetime.date, None] = {}
+        day, last = datetime.timedelta(days=1), datetime.date.max
+        for w in (*(a.window for a in self.agreements), *(r.window for r in self.rules)):
             if w.start is not None:
-                add(w.start)
+                bounds[w.start] = None
             if w.end is not None and w.end < last:
-                add(w.end + day)
+                bounds[w.end + day] = None
         self.boundaries = sorted(bounds)
         # epoch -> its function ``check(s, at=None)`` (generated on first use); found by bisecting the
         # boundaries, so a moment costs O(log epochs) and each epoch's code is generated once
@@ -1118,7 +1125,7 @@ class _Request:
     def load(self, tree: ast.Module, filename: str, scope: dict[str, Any]) -> str:
         """Run a generated module (globals: the request's namespace; new names go into ``scope``);
         its source is registered under ``filename`` for tracebacks. Returns the source."""
-        source = ast.unparse(tree)
+        source = unparse(tree)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         self.filenames.append(filename)
         exec(compile(tree, filename, "exec", dont_inherit=True), self.namespace, scope)  # built from ast nodes only
@@ -1294,7 +1301,7 @@ def _forget(filenames: list[str]) -> None:
 def compile_request(engine: EngineContext, partner: str, purpose: str, fields: Sequence[str]) -> Any:
     """The decision function ``check(student, at=None) -> Decision`` for one request.
 
-    Attributes: ``source`` (the generated Python, via ast.unparse, with every epoch specialised
+    Attributes: ``source`` (the generated Python, via ``pysource.unparse``, with every epoch specialised
     so far), ``code_tree`` (its ``ast.Module``), ``boundaries`` (local dates where rules or
     agreements begin or end), ``specialise_all()`` (generate every epoch now), ``request``;
     for ``filter``: ``rows(students, at)`` and ``filter_for(at)`` (the generated loop of an epoch).

@@ -46,7 +46,7 @@ def monthly(n: int) -> Case:
                      f'students where school == "S{i % 7}" and jaar in 3..8 valid from {start} until {end} }}')
     first, last = _month(0)[0], _month(n - 1)[1]
     weeks = tuple(first + datetime.timedelta(days=7 * k) for k in range((last - first).days // 7 + 1))
-    return Case(f"monthly-{n}", f"{n} monthly permits, weekly decisions", HEAD + "\n".join(rules), n,
+    return Case(f"monthly-{n}", f"{n} monthly permits", HEAD + "\n".join(rules), n,
                 ("l.naam", "l.jaar"), _month(n // 2)[0] + datetime.timedelta(days=8),
                 _month(n // 2 + 1)[0] + datetime.timedelta(days=8), weeks)
 

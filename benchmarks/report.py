@@ -44,10 +44,13 @@ class Run:
         return float(b["stats"][self.stat]) / b["extra_info"]["units"]
 
     def paired(self, case: str, size: int) -> float | None:
-        """Seconds per unit from the interleaved benchmark (``bench_interleaved.py``), if it ran."""
-        for (c, _), b in self.by.items():
-            if c == "interleaved":
-                return b["extra_info"]["per_unit"].get(f"{case}@{size}")
+        """Seconds per unit from an interleaved benchmark (``bench_interleaved.py``, ``bench_compile.py``'s
+        ``compile interleaved``), if one ran and timed this case."""
+        key = f"{case}@{size}"
+        for b in self.by.values():
+            per_unit = b.get("extra_info", {}).get("per_unit") or {}
+            if key in per_unit:
+                return float(per_unit[key])
         return None
 
     def sizes(self, case: str) -> list[int]:
@@ -135,6 +138,18 @@ def rows(run: Run) -> list[list[str]]:
         out.append([f"load + validate + compile, {size:,} rules (wall)",
                     _time(t), f"CPU {_time(cpu)}" if cpu is not None else "", "", "", "≤ 5 s" if big else "",
                     verdict])
+    for size in run.sizes("first compiled decision"):  # bench_compile.py (issue 15)
+        label = run.info("first compiled decision", size).get("label", f"{size:,} rules")
+        pair(f"first compiled decision / interpreted, {label}", ("first compiled decision", size),
+             ("interpreted decision", size), 10)
+        if run.unit("new epoch decision", size) is not None:
+            pair(f"first decision in a new epoch / interpreted, {label}", ("new epoch decision", size),
+                 ("interpreted decision", size), None)
+        pair(f"interpreted / held decision (the held function's speed), {label}", ("interpreted decision", size),
+             ("held decision", size), None)
+        if run.unit("weekly decisions compiled", size) is not None:
+            pair(f"weekly decisions, compiled / interpreted (fresh policy), {label}",
+                 ("weekly decisions compiled", size), ("weekly decisions interpreted", size), None)
     for peer in ("cedar", "casbin"):
         for size in run.sizes(f"{peer} decision"):
             pair(f"{peer} / avgpolicy `decide`, per decision, {size:,} rules", (f"{peer} decision", size),
@@ -184,7 +199,43 @@ def machine(run: Run) -> str:
     return "\n".join(f"- {k}: {v}" for k, v in items)
 
 
-def document(run: Run, notes: str = "") -> str:
+#: the sections ``document`` writes; any other ``## `` section of the page is written by hand and kept
+GENERATED = ("What is measured", "Load stages", "Machine", "Reproduce")
+
+
+def sections(text: str) -> list[tuple[str, str]]:
+    """The ``## `` sections of a markdown page, in order: (heading, the section's text with its heading);
+    what comes before the first is left out (the page's title, introduction and table)."""
+    out: list[tuple[str, str]] = []
+    fence = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            fence = not fence
+        if line.startswith("## ") and not fence:
+            out.append((line[3:].strip(), line))
+        elif out:
+            out[-1] = (out[-1][0], out[-1][1] + line)
+    return out
+
+
+def hand_sections(old: str, notes: str = "") -> tuple[list[str], list[str]]:
+    """The hand-written sections of an existing page (not generated, not from the notes): (those before
+    ``## Machine``, those after it), each a section's text."""
+    made = set(GENERATED) | {h for h, _ in sections(notes)}
+    before: list[str] = []
+    after: list[str] = []
+    seen_machine = False
+    for heading, text in sections(old):
+        if heading == "Machine":
+            seen_machine = True
+        if heading not in made:
+            (after if seen_machine else before).append(text.strip())
+    return before, after
+
+
+def document(run: Run, notes: str = "", old: str = "") -> str:
+    """The page; ``old`` is the page being replaced, whose hand-written ``## `` sections are kept (those
+    before ``## Machine`` after the notes, the others at the end), so a rerun rewrites the figures only."""
     parts = [
         "# Performance",
         "",
@@ -226,8 +277,11 @@ def document(run: Run, notes: str = "") -> str:
         phases_table(run),
         "",
     ]
+    before, after = hand_sections(old, notes)
     if notes:
         parts += [notes.strip(), ""]
+    for text in before:
+        parts += [text, ""]
     parts += [
         "## Machine",
         "",
@@ -244,6 +298,8 @@ def document(run: Run, notes: str = "") -> str:
         "The plain test run (`python -m pytest`) never collects `benchmarks/`.",
         "",
     ]
+    for text in after:
+        parts += [text, ""]
     return "\n".join(parts)
 
 
@@ -258,7 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(run))
     if args.write:
         notes = args.notes.read_text(encoding="utf-8") if args.notes else ""
-        args.write.write_text(document(run, notes), encoding="utf-8")
+        old = args.write.read_text(encoding="utf-8") if args.write.exists() else ""
+        args.write.write_text(document(run, notes, old), encoding="utf-8")
         print(f"wrote {args.write}", file=sys.stderr)
     return 0
 

@@ -156,3 +156,34 @@ def test_report_divides_by_units_and_judges_against_targets(tmp_path) -> None:  
     out = tmp_path / "performance.md"
     assert 0 == report.main([str(path), "--write", str(out)])
     assert "| held compiled function" in out.read_text(encoding="utf-8")
+
+
+def test_report_write_keeps_hand_sections_and_adds_compile_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = {"benchmarks": [
+        _bench("first compiled decision", 60, "avgpolicy", 2e-3, 1),
+        _bench("interpreted decision", 60, "interpreter", 4e-4, 1),
+        {"extra_info": {"case": "compile interleaved", "size": 0, "engine": "all", "units": 1,
+                        "per_unit": {"first compiled decision@60": 1.8e-3, "interpreted decision@60": 3e-4}},
+         "stats": {"min": 1.0, "median": 1.0, "mean": 1.0}},
+    ], "machine_info": {}, "commit_info": {}}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    by_measure = {r[0]: r for r in report.rows(report.Run(data))}
+    first = by_measure["first compiled decision / interpreted, 60 rules"]
+    assert ["2.00 ms", "400.00 µs", "5.00x", "6.00x", "≤ 10x", "met"] == first[1:]
+    notes = tmp_path / "notes.md"
+    notes.write_text("## From the notes\n\nnoted\n", encoding="utf-8")
+    out = tmp_path / "performance.md"
+    out.write_text("# Performance\n\nold table\n\n## Hand before\n\nkept 1\n\n```\n## not a heading\n```\n\n"
+                   "## What is measured\n\nold\n\n## From the notes\n\nold notes\n\n## Machine\n\nold\n\n"
+                   "## Reproduce\n\nold\n\n## Hand after\n\nkept 2\n", encoding="utf-8")
+    assert 0 == report.main([str(path), "--write", str(out), "--notes", str(notes)])
+    text = out.read_text(encoding="utf-8")
+    assert "old table" not in text and "old notes" not in text and "\nold\n" not in text
+    assert 1 == text.count("## Hand before") == text.count("## not a heading") == text.count("## Hand after")
+    assert text.index("noted") < text.index("kept 1") < text.index("## Machine") < text.index("kept 2")
+    assert text.index("## Reproduce") < text.index("## Hand after")
+    again = tmp_path / "again.md"
+    again.write_text(text, encoding="utf-8")
+    assert 0 == report.main([str(path), "--write", str(again), "--notes", str(notes)])
+    assert text == again.read_text(encoding="utf-8")  # a rerun changes nothing written by hand
