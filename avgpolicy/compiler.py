@@ -909,7 +909,8 @@ class _Request:
                                         if r.basis == "consent" or r.art9_topic is not None else ()))
                 coverage = frozenset(i for i, a in enumerate(self.agreements) if rt.agreement_covers(a, purpose, f))
                 # transforms are per-field data of the outcome (see ``decision``), not part of the test
-                sig = (tuple(r.name for r in forbids), tuple((r.name, topics) for r, _, topics in permits), coverage)
+                sig = (tuple(r.name for r in forbids), tuple((r.name, topics) for r, _, topics in permits), coverage) \
+                    if len(self.fields) > 1 else "one field"
                 group = groups.get(sig) or _Group([], None, forbids, permits, coverage)
             groups[sig] = group
             group.fields.append(f)
@@ -917,11 +918,20 @@ class _Request:
         self.groups = list(groups.values())
         #: every rule of the request, once (see ``in_force``)
         self.rules = list(seen.values())
-        self._in_force: dict[int, frozenset[int]] = {}
+        self._in_force: dict[int, tuple[frozenset[int], list[RuleInfo]]] = {}
+        #: id(rule) -> how many groups it decides (None: one group)
+        self._groups_of: dict[int, int] | None = None
+        if len(self.groups) > 1:
+            self._groups_of = {}
+            for g in self.groups:
+                for r in {id(r): r for r in (*g.forbids, *(p for p, _, _ in g.permits))}.values():
+                    self._groups_of[id(r)] = self._groups_of.get(id(r), 0) + 1
         self._outside: dict[int, tuple[list[_Permit], list[int]]] = {}
         # a dict keeps the order the windows come in, often nearly sorted: sorting it is then about linear
         bounds: dict[datetime.date, None] = {}
         day, last = datetime.timedelta(days=1), datetime.date.max
+        #: (rule, first day, last day) of each rule of the request (see ``in_force``)
+        self._spans = [(r, r.window.start, r.window.end) for r in self.rules]
         for w in (*(a.window for a in self.agreements), *(r.window for r in self.rules)):
             if w.start is not None:
                 bounds[w.start] = None
@@ -1029,39 +1039,40 @@ class _Request:
         MAX_GENERATED_ATOMS, or more than REQUEST_ATOM_BUDGET atoms in all (the forbids and permits in
         window, of every group); such an epoch is decided by the reference interpreter. Rules out of the
         epoch's window generate no code, so they count for nothing (issue 15: a year of monthly rules)."""
-        in_force = self.in_force(epoch)
+        self.in_force(epoch)
         left = REQUEST_ATOM_BUDGET
-        for g in self.groups:
-            for r in (*g.forbids, *(p for p, _, _ in g.permits)):
-                if r.condition is None or id(r) not in in_force:
-                    continue
-                size = _atom_count(r.condition, min(left, MAX_GENERATED_ATOMS))
-                if size > MAX_GENERATED_ATOMS or size > left:
-                    return True
-                left -= size
+        for r in self._in_force[epoch][1]:
+            if r.condition is None:
+                continue
+            size = _atom_count(r.condition, min(left, MAX_GENERATED_ATOMS))
+            # a rule deciding several groups of fields is generated once per group
+            size *= 1 if self._groups_of is None else self._groups_of[id(r)]
+            if size > MAX_GENERATED_ATOMS or size > left:
+                return True
+            left -= size
         return False
 
     def in_force(self, epoch: int) -> frozenset[int]:
-        """The ids of the request's rules whose window holds ``epoch`` (worked out once per epoch)."""
+        """The ids of the request's rules whose window holds ``epoch`` (worked out once per epoch; the
+        rules themselves are ``_in_force[epoch][1]``)."""
         found = self._in_force.get(epoch)
         if found is None:
-            rep = self.representative(epoch)
-            found = self._in_force[epoch] = frozenset(id(r) for r in self.rules if r.window.contains_date(rep))
-        return found
+            rep = self.representative(epoch)  # WindowInfo.contains_date, inlined
+            live = [r for r, start, end in self._spans
+                    if (start is None or start <= rep) and (end is None or rep <= end)]
+            found = self._in_force[epoch] = (frozenset(map(id, live)), live)
+        return found[0]
 
     def outside_ids(self, permits: list[_Permit]) -> list[int]:
         """The spec id of each permit's ``outside_window`` reason (the same in every epoch: registered once
         per request; an epoch uses those of its permits out of window)."""
         found = self._outside.get(id(permits))
         if found is None or found[0] is not permits:
-            ids, specs, out = self._spec_ids, self.specs, []
-            for r, _, _ in permits:  # ``spec_id`` inlined: a policy of 1,000 windows has 500 of these
-                sid = ids.get(key := ("outside_window", r.name, None))
-                if sid is None:
-                    sid = ids[key] = len(specs)
-                    specs.append(("outside_window", r, None))
-                out.append(sid)
-            found = self._outside[id(permits)] = (permits, out)
+            # a block of new ids, without ``spec_id``'s look-up (a policy of 1,000 windows has 500 of these;
+            # a spec registered twice has two ids, which only means two equal Decisions may be built)
+            base = len(self.specs)
+            self.specs.extend([("outside_window", r, None) for r, _, _ in permits])
+            found = self._outside[id(permits)] = (permits, list(range(base, len(self.specs))))
         return found[1]
 
     def representative(self, epoch: int) -> datetime.date:
@@ -1270,18 +1281,20 @@ def _locate(tree: ast.Module) -> ast.Module:
     """``ast.fix_missing_locations`` for a generated tree (no node has a location: each gets line 1,
     column 0, as that function gives them), in one loop without a generator per node."""
     stack: list[Any] = [tree]
-    pop, push, extend, AST = stack.pop, stack.append, stack.extend, ast.AST
+    pop, push, AST = stack.pop, stack.append, ast.AST
     while stack:
         node = pop()
-        if node._attributes:
-            node.lineno = node.end_lineno = 1
-            node.col_offset = node.end_col_offset = 0
-        for field in node._fields:
-            value = getattr(node, field, None)
-            if type(value) is list:
-                extend(v for v in value if isinstance(v, AST))
+        fields = node.__dict__  # an ast node keeps its fields in its __dict__
+        for value in tuple(fields.values()):
+            if value.__class__ is list:
+                for v in value:
+                    if isinstance(v, AST):
+                        push(v)
             elif isinstance(value, AST):
                 push(value)
+        if node._attributes:
+            fields["lineno"] = fields["end_lineno"] = 1
+            fields["col_offset"] = fields["end_col_offset"] = 0
     return tree
 
 
