@@ -54,7 +54,7 @@ from . import runtime as rt
 from .decision import Decision
 from .model import BIRTHDATE_FIELD, FieldInfo, RuleInfo
 from .pseudonym import year_of
-from .pysource import unparse
+from .pysource import docstring, unparse
 
 if TYPE_CHECKING:
     from .engine import EngineContext
@@ -1246,8 +1246,8 @@ class _Request:
         check.code_tree = _locate(ast.Module(body=[ast.FunctionDef(
             name="check", args=_START.tree.args, body=[ast.Expr(value=_const(doc)), *_START.tree.body[1:]],
             decorator_list=[], returns=None)], type_ignores=[]))
-        # the generated source of the display: the template's, with this request's docstring (a repr)
-        source = _START.source.replace(_START.doc, repr(doc), 1)
+        # the generated source of the display: the template's, with this request's docstring
+        source = _START.source.replace(_START.doc, docstring(doc), 1)
         check.source = source
         self.shown.append(source)
         return check
@@ -1259,7 +1259,7 @@ class _Start:
 
     def __init__(self) -> None:
         unpack = ast.Tuple(elts=[_store("_a"), _store("day"), _store("_e")], ctx=ast.Store())
-        self.doc = repr("decide a request")
+        self.doc = docstring("decide a request")  # replaced by each request's own
         body: list[ast.stmt] = [
             ast.Expr(value=_const("decide a request")),
             ast.Assign(targets=[unpack], value=_call("_resolve", _name("at"))),
@@ -1269,7 +1269,7 @@ class _Start:
                              kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[_const(None)])
         self.tree = ast.FunctionDef(name="check", args=args, body=body, decorator_list=[], returns=None)
         module = _locate(ast.Module(body=[self.tree], type_ignores=[]))
-        self.source = ast.unparse(module).replace('"""decide a request"""', self.doc, 1)
+        self.source = unparse(module)
         filename = "<avgpolicy held function>"
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
         scope: dict[str, Any] = {}
@@ -1278,13 +1278,16 @@ class _Start:
 
 
 def _locate(tree: ast.Module) -> ast.Module:
-    """``ast.fix_missing_locations`` for a generated tree (no node has a location: each gets line 1,
-    column 0, as that function gives them), in one loop without a generator per node."""
+    """``ast.fix_missing_locations`` for a generated tree: each node without a location gets line 1,
+    column 0, as that function gives them, in one loop. A node with a location is taken to have been
+    located here with everything below it, and is not walked again."""
     stack: list[Any] = [tree]
     pop, push, AST = stack.pop, stack.append, ast.AST
     while stack:
         node = pop()
         fields = node.__dict__  # an ast node keeps its fields in its __dict__
+        if "lineno" in fields:
+            continue  # located by an earlier call, with all below it (a shared part, such as _START's)
         for value in tuple(fields.values()):
             if value.__class__ is list:
                 for v in value:

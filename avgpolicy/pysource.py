@@ -70,21 +70,22 @@ def _fallback(node: ast.AST, parent: int) -> str:
     return f"({text})" if parent >= 0 else text
 
 
-def _doc(value: object) -> str:
+def docstring(value: object) -> str:
+    """A docstring as ast.unparse writes it: in triple double quotes when it can be, else its repr."""
     if isinstance(value, str) and '"""' not in value and "\\" not in value and "\n" not in value \
             and not value.endswith('"') and value.isprintable():
         return f'"""{value}"""'
     return repr(value)
 
 
-def _body(stmts: list[Any], indent: int, out: list[str], docstring: bool = False) -> None:
+def _body(stmts: list[Any], indent: int, out: list[str], has_doc: bool = False) -> None:
     pad = "    " * indent
     for i, st in enumerate(stmts):
         kind = type(st)
         if kind is ast.Expr:
             v = st.value
-            if docstring and i == 0 and type(v) is ast.Constant and isinstance(v.value, str):
-                out.append(f"{pad}{_doc(v.value)}")
+            if has_doc and i == 0 and type(v) is ast.Constant and isinstance(v.value, str):
+                out.append(f"{pad}{docstring(v.value)}")
             elif type(v) is ast.Yield:
                 out.append(f"{pad}yield {_expr(v.value)}" if v.value is not None else f"{pad}yield")
             else:
@@ -109,7 +110,7 @@ def _body(stmts: list[Any], indent: int, out: list[str], docstring: bool = False
                 _body(orelse, indent + 1, out)
         elif kind is ast.FunctionDef and not st.decorator_list and st.returns is None:
             out.append(f"{pad}def {st.name}({_args(st.args)}):")
-            _body(st.body, indent + 1, out, docstring=True)
+            _body(st.body, indent + 1, out, has_doc=True)
         elif kind is ast.For and not st.orelse:
             out.append(f"{pad}for {_expr(st.target)} in {_expr(st.iter)}:")
             _body(st.body, indent + 1, out)
@@ -137,5 +138,5 @@ def _args(a: ast.arguments) -> str:
 def unparse(tree: ast.Module) -> str:
     """The source of a generated module (see the module's docstring)."""
     out: list[str] = []
-    _body(tree.body, 0, out, docstring=True)
+    _body(tree.body, 0, out, has_doc=True)
     return "\n".join(out)

@@ -145,3 +145,32 @@ def test_compile_interleaved(benchmark: Any) -> None:
 
     per_unit = benchmark.pedantic(run, rounds=1, iterations=1)
     tag(benchmark, engine="all", case="compile interleaved", size=0, units=1, per_unit=per_unit, rounds_each=ROUNDS)
+
+
+def test_scenario_first_decisions(benchmark: Any) -> None:
+    """For comparison (no target): the first compiled decision of each request of the generated scenario
+    (``benchmarks/gen.py``, 100 rules), whose interpreted decisions cost tens of microseconds, against the
+    interpreter on the same request, in turns (fastest of ROUNDS each)."""
+    from benchmarks import gen
+
+    texts = gen.policy_texts(100)
+    student = gen.students(1)[0]
+
+    def run() -> dict[str, float]:
+        best: dict[str, float] = {}
+        for _ in range(ROUNDS):
+            for q in gen.QUERIES:
+                pol = avgpolicy.loads(texts, today=gen.AT)
+                t = time.perf_counter()
+                pol.decide(q.partner, q.purpose, list(q.fields), student, at=gen.AT)
+                first = time.perf_counter() - t
+                t = time.perf_counter()
+                pol.decide(q.partner, q.purpose, list(q.fields), student, at=gen.AT, engine="interpreted")
+                interpreted = time.perf_counter() - t
+                best[f"first {q.name}"] = min(best.get(f"first {q.name}", first), first)
+                best[f"interpreted {q.name}"] = min(best.get(f"interpreted {q.name}", interpreted), interpreted)
+        return best
+
+    best = benchmark.pedantic(run, rounds=1, iterations=1)
+    tag(benchmark, engine="all", case="compile scenario", size=100, units=1, per_request=best,
+        ratios={q.name: round(best[f"first {q.name}"] / best[f"interpreted {q.name}"], 1) for q in gen.QUERIES})
