@@ -1044,10 +1044,12 @@ class _Request:
         for r in self._in_force[epoch][1]:
             if r.condition is None:
                 continue
-            size = _atom_count(r.condition, min(left, MAX_GENERATED_ATOMS))
+            size = _atom_count(r.condition, min(left, MAX_GENERATED_ATOMS))  # (stops past either limit)
+            if size > MAX_GENERATED_ATOMS:
+                return True
             # a rule deciding several groups of fields is generated once per group
             size *= 1 if self._groups_of is None else self._groups_of[id(r)]
-            if size > MAX_GENERATED_ATOMS or size > left:
+            if size > left:
                 return True
             left -= size
         return False

@@ -200,3 +200,19 @@ def test_the_budget_counts_the_rules_in_force_in_the_epoch() -> None:
         assert interpreted(wide, ["l.naam"], s, at) == check(s, at), s
     assert "_interpret(s, day)" in check.source  # 400 + 250 atoms in force in March: over the budget
     assert interpreted(wide, ["l.naam"], STUDENT, dt.date(2022, 1, 1)) == check(STUDENT, dt.date(2022, 1, 1))
+
+
+@pytest.mark.parametrize(("size", "interpreted_epoch"), [(300, False), (301, True)])
+def test_a_rule_deciding_two_groups_counts_twice(size: int, interpreted_epoch: bool) -> None:
+    """The budget is per generated code: a permit deciding two groups of fields is generated twice
+    (300 atoms x 2 = 600, at the budget; 301 x 2 is over it), and no condition is over 500."""
+    condition = " or ".join(f"jaar == {i}" for i in range(size))
+    text = HEAD + (f"permit big {{ partner p purpose u basis contract fields l.{{naam, jaar}} students where "
+                   f"{condition} }}\npermit small {{ partner p purpose u basis contract fields l.naam }}")
+    policy = avgpolicy.loads(text)
+    check = policy.compile(PARTNER, PURPOSE, ["l.naam", "l.jaar"])
+    at = dt.date(2025, 1, 1)
+    for s in [STUDENT, {"naam": "x", "jaar": size - 1}, {"naam": "x", "jaar": size}, None]:
+        assert interpreted(policy, ["l.naam", "l.jaar"], s, at) == check(s, at), s
+    assert 2 == len(request_of(check).groups)
+    assert interpreted_epoch == ("_interpret(s, day)" in check.source)
