@@ -886,6 +886,17 @@ class _Request:
         # group the fields by the rules that decide them
         groups: dict[Any, _Group] = {}
         seen: dict[int, RuleInfo] = {}  # every rule of the request, once
+        #: (rule, first day, last day) of each rule of the request (see ``in_force``)
+        self._spans: list[tuple[RuleInfo, datetime.date | None, datetime.date | None]] = []
+        # the local dates where a window begins or ends (the day after its last); a dict keeps the order
+        # the windows come in, often nearly sorted: sorting it is then about linear
+        bounds: dict[datetime.date, None] = {}
+        day, last = datetime.timedelta(days=1), datetime.date.max
+        for w in (a.window for a in self.agreements):
+            if w.start is not None:
+                bounds[w.start] = None
+            if w.end is not None and w.end < last:
+                bounds[w.end + day] = None
         self.group_of: list[int] = []
         index: dict[Any, int] = {}
         about = engine.rules_for(partner, purpose)
@@ -901,7 +912,14 @@ class _Request:
                     g = r.grant_for(f)
                     if g is None:
                         continue
-                    seen[id(r)] = r
+                    if id(r) not in seen:
+                        seen[id(r)] = r
+                        start, end = r.window.start, r.window.end
+                        self._spans.append((r, start, end))
+                        if start is not None:
+                            bounds[start] = None
+                        if end is not None and end < last:
+                            bounds[end + day] = None
                     if r.effect == "forbid":
                         forbids.append(r)
                     else:  # rt.consent_topics is () unless the permit has a consent basis or an art9 topic
@@ -927,16 +945,6 @@ class _Request:
                 for r in {id(r): r for r in (*g.forbids, *(p for p, _, _ in g.permits))}.values():
                     self._groups_of[id(r)] = self._groups_of.get(id(r), 0) + 1
         self._outside: dict[int, tuple[list[_Permit], list[int]]] = {}
-        # a dict keeps the order the windows come in, often nearly sorted: sorting it is then about linear
-        bounds: dict[datetime.date, None] = {}
-        day, last = datetime.timedelta(days=1), datetime.date.max
-        #: (rule, first day, last day) of each rule of the request (see ``in_force``)
-        self._spans = [(r, r.window.start, r.window.end) for r in self.rules]
-        for w in (*(a.window for a in self.agreements), *(r.window for r in self.rules)):
-            if w.start is not None:
-                bounds[w.start] = None
-            if w.end is not None and w.end < last:
-                bounds[w.end + day] = None
         self.boundaries = sorted(bounds)
         # epoch -> its function ``check(s, at=None)`` (generated on first use); found by bisecting the
         # boundaries, so a moment costs O(log epochs) and each epoch's code is generated once
