@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import avgpolicy
 from avgpolicy.exports import ExportLog, ExportLogError, ExportRecord
-from avgpolicy.exports.record import Entry, chain_hash
-from tests.exports_support import AT, FIELDS, planted_needles, planted_students, policy, sqlite_files, unique_table
+from avgpolicy.exports.record import Entry, chain_hash, dump_keys, dumps
+from tests import exports_support
+from tests.exports_support import AT, FIELDS, KEY, planted_needles, planted_students, policy, sqlite_files, unique_table
 from tests.services import postgres_dsn
 
 STORES = ["sqlite", "jsonl", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -119,11 +122,15 @@ def test_students_without_a_usable_key_are_left_out_and_counted(log: ExportLog) 
     bad[5] = ["not", "a", "record"]
     # filter alone would release every one of these dicts (the id is sent as a pseudonym or left out)
     assert 5 == len(list(pol.filter("snappet", "leermiddelen", ["leerling.roepnaam"], bad[:5], at=AT)))
-    record, rows = run_export(pol, log, [bad[0], good[0], *bad[1:], good[1], good[2]])
-    assert ["G0", "G1", "G2"] == list(record.keys)
-    assert 3 == len(rows)
-    assert 6 == record.left_out
-    assert {"missing": 1, "none": 1, "ill_typed": 1, "empty": 2, "not_a_record": 1} == dict(record.left_out_reasons)
+    batch = [bad[0], good[0], *bad[1:], good[1], good[2]]
+    # a list (the student of a row found by position) and a generator (the student drawn last)
+    for students in (batch, (s for s in batch)):
+        record, rows = run_export(pol, log, students)  # type: ignore[arg-type]
+        assert ["G0", "G1", "G2"] == list(record.keys)
+        assert 3 == len(rows)
+        assert 5 == record.left_out  # released by filter, withheld for the key
+        assert {"missing": 1, "none": 1, "ill_typed": 1, "empty": 2} == dict(record.left_out_reasons)
+        assert 1 == record.not_released  # the list: filter releases nothing about it anyway
 
 
 def test_rows_follow_filter_lazily_one_student_at_a_time() -> None:
@@ -607,3 +614,94 @@ def test_no_field_value_ever_reaches_the_log(tmp_path: Path) -> None:
     for needle in planted_needles(students):
         assert needle.encode() not in blob, needle
     assert b"L63" in blob  # the keys are there (the search would find a value)
+
+
+# ---------------------------------------------------------------------------
+# export.rows is filter: the same rows, the keys of their students, the grants the engine reports
+
+@given(st.lists(st.one_of(st.text(max_size=6), st.integers(min_value=-10**20, max_value=10**20)), max_size=8))
+def test_keys_are_written_as_canonical_json(keys: list[Any]) -> None:
+    assert dumps(keys) == dump_keys(keys)
+    assert dumps([str(k) for k in keys]) == dump_keys([str(k) for k in keys])
+    assert dumps([k for k in keys if type(k) is int]) == dump_keys([k for k in keys if type(k) is int])
+
+
+POLICY_TEXT = exports_support.POLICY_TEXT
+TWO_PERMITS = POLICY_TEXT + '''
+permit snappet_roepnaam_onderbouw {
+    partner  snappet
+    purpose  leermiddelen
+    basis    contract
+    fields   leerling.roepnaam, leerling.geboortedatum as year
+    students where leerjaar in 1..2
+}
+'''
+
+
+def _sent_by_filter(pol: avgpolicy.Policy, partner: str, purpose: str, fields: list[str],
+                    students: list[Any], at: Any) -> tuple[list[dict[str, Any]], list[Any], dict[str, set[Any]]]:
+    """filter's rows for the students with a usable key, their keys, and its FilterReport's grants
+    for the fields that are in some row."""
+    key = pol.model.catalogue.key or "id"
+    keyed = [s for s in students if type(s) is dict and type(s.get(key)) is str and s[key].strip()]
+    report = avgpolicy.FilterReport()
+    rows, keys = [], []
+    for s in keyed:
+        for row in pol.filter(partner, purpose, fields, [s], at=at, report=report):
+            rows.append(row)
+            keys.append(s[key])
+    sent = {f for row in rows for f in row}
+    return rows, keys, {f: g for f, g in report.grants.items() if f in sent}
+
+
+def _grant_tuples(record: ExportRecord) -> dict[str, set[Any]]:
+    return {f: {(g.rule, g.basis, g.law, g.agreement, g.transform) for g in gs} for f, gs in record.grants.items()}
+
+
+@pytest.mark.parametrize("text", [POLICY_TEXT, TWO_PERMITS], ids=["one permit a field", "two permits"])
+def test_rows_keys_and_grants_are_filters(tmp_path: Path, text: str) -> None:
+    pol = avgpolicy.loads(text, pseudonym_key=KEY)
+    students: list[Any] = planted_students(40)
+    students[3]["leerjaar"] = "4"  # ill-typed: denied
+    del students[5]["id"]  # no key: withheld
+    students[9] = None
+    fields = ["leerling.roepnaam", "leerling.achternaam", "leerling.geboortedatum", "leerling.id", "leerling.bsn"]
+    rows, keys, grants = _sent_by_filter(pol, "snappet", "leermiddelen", fields, students, AT)
+    log = ExportLog(tmp_path / "x.sqlite")
+    for batch in (students, tuple(students), iter(students)):
+        record, got = run_export(pol, log, batch, fields=fields)  # type: ignore[arg-type]
+        assert rows == got
+        assert keys == list(record.keys)
+        assert grants == _grant_tuples(record)
+        assert len(students) == record.students + record.left_out + record.not_released
+    if text == TWO_PERMITS:  # the roepnaam of years 1-2 and 3-8 is granted by two rules
+        assert {"snappet_basis", "snappet_roepnaam_onderbouw"} == {g[0] for g in grants["leerling.roepnaam"]}
+
+
+def test_the_demo_feeds_through_an_export_are_filters_feeds(tmp_path: Path) -> None:
+    from avgpolicy.demo import BUNDLED_MOMENT, DEMO_PSEUDONYM_KEY, bundled_policy_path, feeds, generate_students
+
+    pol = avgpolicy.load(bundled_policy_path(), pseudonym_key=DEMO_PSEUDONYM_KEY)
+    students = generate_students(pol, 300, seed=5)
+    log = ExportLog(tmp_path / "demo.sqlite", synchronous="normal")
+    for feed in feeds(pol):
+        fields = list(feed.fields)
+        rows, keys, grants = _sent_by_filter(pol, feed.partner, feed.purpose, fields, students, BUNDLED_MOMENT)
+        with pol.export(feed.partner, feed.purpose, fields, at=BUNDLED_MOMENT, actor="demo", channel="test",
+                        log=log) as export:
+            got = list(export.rows(students))
+        assert export.record is not None
+        assert (rows, keys) == (got, list(export.record.keys)), feed
+        assert grants == _grant_tuples(export.record), feed
+    assert log.verify().ok
+
+
+def test_a_list_changed_while_rows_are_drawn_keeps_the_keys_right(tmp_path: Path) -> None:
+    pol = policy()
+    students = [s for s in planted_students(12) if s["leerjaar"] >= 3]
+    expected = [s["id"] for s in students]
+    with pol.export("snappet", "leermiddelen", FIELDS, at=AT, actor="a", channel="api",
+                    log=ExportLog(tmp_path / "x.sqlite")) as export:
+        for _ in export.rows(students):
+            students.insert(0, {"id": "intruder", "leerjaar": 5, "roepnaam": "X"})
+    assert expected == list(export.record.keys)  # type: ignore[union-attr]

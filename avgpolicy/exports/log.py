@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import datetime
 import os
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .record import Entry, ExportLogError, ExportRecord, Grant, dumps, entry_is_intact, make_entry, parse_time
+from .record import (
+    Entry,
+    ExportLogError,
+    ExportRecord,
+    Grant,
+    dump_keys,
+    dumps,
+    entry_is_intact,
+    make_entry,
+    parse_time,
+)
 from .store import JSONLinesStore, SQLiteStore, Store
 
 if TYPE_CHECKING:
@@ -329,47 +338,16 @@ def _why_no_key(student: Any, name: str, types: tuple[type, ...]) -> str:
     return "ill_typed"
 
 
-def grants_of(policy: Policy, partner: str, purpose: str, fields: Sequence[str], moment: Any,
-              report: Any) -> Callable[[Any, dict[str, Any]], None] | None:
-    """How an export learns per field what released it: None when the engine's FilterReport does it
-    (read from ``report`` at the end), else a function ``(student, row) -> None`` that decides the
-    student again (the slow path) and notes the grants in ``report.grants``."""
-    if report is not None and not isinstance(report, _SlowReport):
-        return None
-    cache: dict[int, tuple[Any, dict[str, tuple[Any, ...]]]] = {}
-    grants = report.grants
-    decide = policy.decide
-    field_list = list(fields)
-
-    def note(student: Any, row: dict[str, Any]) -> None:
-        d = decide(partner, purpose, field_list, student, at=moment)
-        entry = cache.get(id(d))
-        if entry is None or entry[0] is not d:
-            entry = (d, {f: (fd.rule, fd.basis, getattr(fd, "law", None), getattr(fd, "agreement", None),
-                             fd.transform) for f, fd in d.fields.items()})
-            cache[id(d)] = entry
-        by_field = entry[1]
-        for f in row:
-            grants.setdefault(f, set()).add(by_field[f])
-
-    return note
-
-
-class _SlowReport:
-    """Stands in for the engine's FilterReport until ``policy.filter(..., report=)`` exists."""
-
-    def __init__(self) -> None:
-        self.grants: dict[str, set[tuple[Any, ...]]] = {}
-        self.left_out = None
-        self.left_out_reasons: Counter[str] = Counter()
-
-
-def _filter_report() -> Any:
-    try:
-        from .. import FilterReport  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        return _SlowReport()
-    return FilterReport()
+def permits_by_field(policy: Policy, partner: str, purpose: str, fields: Sequence[str]) -> dict[str, list[str]]:
+    """Per requested field, the permits that can grant it to ``partner`` for ``purpose`` (windows,
+    agreements and conditions aside; a field no permit names is never sent and is left out)."""
+    out: dict[str, list[str]] = {}
+    for ref in fields:
+        names = [r.name for r in policy.model.rules if r.effect == "permit" and r.partners.matches(partner)
+                 and r.purposes.matches(purpose) and r.grant_for(ref) is not None]
+        if names:
+            out[ref] = names
+    return out
 
 
 class Export:
@@ -396,10 +374,21 @@ class Export:
         self._entry: Entry | None = None
         self._keys: list[Any] = []
         self._left_out: Counter[str] = Counter()
-        self._reports: list[Any] = []
+        self._drawn = 0  # students filter read (sent, left out for their key, or not released)
+        self._reports: list[Any] = []  # FilterReports
         self._active: list[Iterator[Any]] = []
         self._state = "new"
-        self._lock = threading.Lock()
+        # What granted each field sent. A field that only one permit names is granted by it to every
+        # student it is sent about in this export (one decision moment: one basis, law, agreement in
+        # force and transform), so the export learns the grant from the decision of the first student
+        # the field is sent about and does nothing per student after that (filter runs without a
+        # report). When some field has several permits, the grant can differ per student: the
+        # engine's FilterReport records them (it decides again every student it leaves out).
+        permits = permits_by_field(policy, partner, purpose, self.fields)
+        self._sole = {f: names[0] for f, names in permits.items()} \
+            if all(len(names) == 1 for names in permits.values()) else None
+        self._grants: dict[str, set[tuple[Any, ...]]] = {}
+        self._unseen = set(permits)  # fields that can be sent and were not yet
 
     def __repr__(self) -> str:
         return (f"<Export {self._entry.id if self._entry else '(not started)'} {self.partner}/{self.purpose} "
@@ -427,7 +416,7 @@ class Export:
         return self
 
     def rows(self, students: Iterable[Any]) -> Iterator[dict[str, Any]]:
-        """``policy.filter``'s rows for the students that have a usable key (the others are left out
+        """``policy.filter``'s rows, but only for students with a usable key (the others are left out
         and counted); each row's student key is recorded as sent when the row is handed out."""
         if self._state != "open":
             raise ExportLogError("export.rows() is used inside `with policy.export(...) as export:`: "
@@ -439,40 +428,83 @@ class Export:
         return gen
 
     def _rows(self, students: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        # Each row is matched to the student filter drew last (filter draws one student, yields its
+        # row if any, then draws the next: tests/test_exports.py pins that). Every student goes
+        # through filter; the key is read only for the students filter releases, and a row whose
+        # student has no usable key is withheld (counted in left_out by reason).
         name, types = self.key_field, self._key_types
         accept_str, accept_int = str in types, int in types
-        left = self._left_out
-        current: list[Any] = [None, None]
+        left, append, unseen, first = self._left_out, self._keys.append, self._unseen, self._first_sent
+        report = None
+        if self._sole is None:
+            from .. import FilterReport
 
-        def keyed() -> Iterator[Any]:
+            report = FilterReport()
+            self._reports.append(report)
+        policy, partner, purpose, fields, at = self.policy, self.partner, self.purpose, self.fields, self.at
+        if type(students) is list or type(students) is tuple:
+            # a batch in memory: the student of a row is found by the position of filter's iterator
+            batch = tuple(students)  # (a copy: the caller may change the list while rows are drawn)
+            n = len(batch)
+            it = iter(batch)
+            remaining = it.__length_hint__
+            rows = policy.filter(partner, purpose, fields, it, at=at, report=report)
+            try:
+                for row in rows:
+                    s = batch[~remaining()]  # (n - remaining - 1: the student just drawn)
+                    k = s.get(name) if type(s) is dict else _read_key(s, name)
+                    t = type(k)
+                    if not ((accept_str and k and not k.isspace()) if t is str else (t is int and accept_int)):
+                        left[_why_no_key(s, name, types)] += 1
+                        continue
+                    if unseen and not unseen.isdisjoint(row) and not first(s, row):
+                        continue
+                    append(k)
+                    yield row
+            finally:
+                self._drawn += n - remaining()
+            return
+        current: list[Any] = [None, 0]
+
+        def drawn() -> Iterator[Any]:
             for s in students:
+                current[0] = s
+                current[1] += 1
+                yield s
+
+        try:
+            for row in policy.filter(partner, purpose, fields, drawn(), at=at, report=report):
+                s = current[0]
                 k = s.get(name) if type(s) is dict else _read_key(s, name)
                 t = type(k)
-                if (accept_str and k and not k.isspace()) if t is str else (t is int and accept_int):
-                    current[0] = k
-                    current[1] = s
-                    yield s
-                else:
+                if not ((accept_str and k and not k.isspace()) if t is str else (t is int and accept_int)):
                     left[_why_no_key(s, name, types)] += 1
+                    continue
+                if unseen and not unseen.isdisjoint(row) and not first(s, row):
+                    continue
+                append(k)
+                yield row
+        finally:
+            self._drawn += current[1]
 
-        report = _filter_report()
-        self._reports.append(report)
-        note = grants_of(self.policy, self.partner, self.purpose, self.fields, self.at, report)
-        if isinstance(report, _SlowReport):
-            rows = self.policy.filter(self.partner, self.purpose, self.fields, keyed(), at=self.at)
-        else:
-            rows = self.policy.filter(self.partner, self.purpose, self.fields, keyed(), at=self.at,  # type: ignore[call-arg]
-                                      report=report)
-        append = self._keys.append
-        if note is None:
-            for row in rows:
-                append(current[0])
-                yield row
-        else:
-            for row in rows:
-                note(current[1], row)
-                append(current[0])
-                yield row
+    def _first_sent(self, student: Any, row: dict[str, Any]) -> bool:
+        """Note the fields of ``row`` sent for the first time in this export, and (one permit per
+        field) what granted them, from the student's decision: False (withhold the row) in the
+        one case where that decision does not allow them, a record changed while it was read."""
+        new = self._unseen.intersection(row)
+        if self._sole is not None:
+            decision = self.policy.decide(self.partner, self.purpose, self.fields, student, at=self.at)
+            grants = {}
+            for ref in new:
+                fd = decision.fields[ref]
+                if not fd.allowed or fd.rule != self._sole[ref]:
+                    self._left_out["changed_while_read"] += 1
+                    return False
+                grants[ref] = (fd.rule, fd.basis, fd.law, fd.agreement, fd.transform)
+            for ref, grant in grants.items():
+                self._grants.setdefault(ref, set()).add(grant)
+        self._unseen -= new
+        return True
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._state != "open":
@@ -480,19 +512,23 @@ class Export:
         self._state = "closing"
         for gen in self._active:  # no row can be drawn once the record is complete
             gen.close()  # type: ignore[attr-defined]
-        grants: dict[str, set[tuple[Any, ...]]] = {}
-        not_released: int | None = None
+        sent_fields = {f for f in self.fields if f not in self._unseen}
+        grants: dict[str, set[tuple[Any, ...]]] = {f: set(g) for f, g in self._grants.items()}
         why_not: Counter[str] = Counter()
         for report in self._reports:
-            for f, items in getattr(report, "grants", {}).items():
-                grants.setdefault(f, set()).update(items)
-            if not isinstance(report, _SlowReport) and getattr(report, "left_out", None) is not None:
-                not_released = (not_released or 0) + int(report.left_out)
-                why_not.update(dict(getattr(report, "left_out_reasons", {})))
-        keys = list(dict.fromkeys(self._keys))  # each student once, in the order first sent
+            for f, items in report.grants.items():
+                if f in sent_fields:  # a field allowed but never in a row (no usable value) was not sent
+                    grants.setdefault(f, set()).update(items)
+            why_not.update(report.left_out_reasons)
+        keys = self._keys  # each student once, in the order first sent
+        if len(set(keys)) != len(keys):  # (set: cheaper than fromkeys when there is nothing to drop)
+            keys = list(dict.fromkeys(keys))
+        text = dump_keys(keys)
+        left_out = sum(self._left_out.values())
         body = {
-            "students": len(self._keys), "distinct_keys": len(keys), "left_out": sum(self._left_out.values()),
-            "left_out_reasons": dict(sorted(self._left_out.items())), "not_released": not_released,
+            "students": len(self._keys), "distinct_keys": len(keys), "left_out": left_out,
+            "left_out_reasons": dict(sorted(self._left_out.items())),
+            "not_released": self._drawn - len(self._keys) - left_out,
             "not_released_reasons": dict(sorted(why_not.items())),
             "grants": {f: [Grant(*g).to_dict() for g in sorted(grants[f], key=_sort_key)]
                        for f in self.fields if f in grants},
@@ -501,10 +537,10 @@ class Export:
         kind = "completed" if exc_type is None else "aborted"
         assert self._entry is not None
         try:
-            end = self.log._append(kind, body, keys=dumps(keys), export=self._entry.id)
+            end = self.log._append(kind, body, keys=text, export=self._entry.id)
         finally:
             self._state = "closed"
-        self.record = ExportRecord.from_entries(self._entry, end)
+        self.record = ExportRecord.from_entries(self._entry, end, keys=tuple(keys))
 
 
 def _describe(policy: Policy, partner: str, purpose: str, fields: Sequence[str], at: Any) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from typing import Any
 
 import attrs
 
-__all__ = ["KINDS", "Entry", "ExportLogError", "ExportRecord", "Grant", "chain_hash", "dumps", "new_id", "utc_now"]
+__all__ = ["KINDS", "Entry", "ExportLogError", "ExportRecord", "Grant", "chain_hash", "dump_keys", "dumps", "new_id",
+           "utc_now"]
 
 #: entry kinds: an export's start, its two possible ends, and a pruning of the log
 KINDS = ("started", "completed", "aborted", "pruned")
@@ -72,6 +73,24 @@ def parse_time(text: str) -> datetime.datetime:
 def dumps(data: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, UTF-8 kept (what is hashed is exactly what is stored)."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def dump_keys(keys: list[Any]) -> str:
+    """``dumps(keys)`` for a list of students' keys, the same text, joined without the JSON encoder
+    when every key is a str that needs no escaping (or every key an int): about twice as fast."""
+    if not keys:
+        return "[]"
+    if type(keys[0]) is str:
+        try:
+            text = '","'.join(keys)  # TypeError: not all str
+        except TypeError:
+            text = "\\"
+        # JSON escapes only ", \\ and control characters (UTF-8 kept); anything unprintable is left to it
+        if text.count('"') == 2 * (len(keys) - 1) and "\\" not in text and text.isprintable():
+            return f'["{text}"]'
+    elif set(map(type, keys)) == {int}:
+        return "[" + ",".join(map(str, keys)) + "]"
+    return dumps(keys)
 
 
 # ---------------------------------------------------------------------------
@@ -201,7 +220,10 @@ class ExportRecord:
         return tuple(f for f in self.fields if f in self.grants)
 
     @classmethod
-    def from_entries(cls, start: Entry, end: Entry | None, *, with_keys: bool = True) -> ExportRecord:
+    def from_entries(cls, start: Entry, end: Entry | None, *, with_keys: bool = True,
+                     keys: tuple[Any, ...] | None = None) -> ExportRecord:
+        """The record of an export's entries; ``keys``: the end entry's keys when the caller has
+        them already (not read back from its JSON)."""
         s = start.data()
         e = end.data() if end is not None else {}
         return cls(
@@ -210,7 +232,7 @@ class ExportRecord:
             actor=s["actor"], channel=s["channel"], partner=s["partner"], purpose=s["purpose"],
             fields=tuple(s["fields"]), policy_version=s["policy_version"], at=s["at"], key_field=s["key_field"],
             students=e.get("students", 0),
-            keys=tuple(end.key_list()) if end is not None and with_keys else (),
+            keys=(keys if keys is not None else tuple(end.key_list())) if end is not None and with_keys else (),
             left_out=e.get("left_out", 0), left_out_reasons=dict(e.get("left_out_reasons", {})),
             not_released=e.get("not_released"), not_released_reasons=dict(e.get("not_released_reasons", {})),
             grants=_grants(e.get("grants")), error=e.get("error"),
