@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -341,13 +342,26 @@ def _why_no_key(student: Any, name: str, types: tuple[type, ...]) -> str:
 def permits_by_field(policy: Policy, partner: str, purpose: str, fields: Sequence[str]) -> dict[str, list[str]]:
     """Per requested field, the permits that can grant it to ``partner`` for ``purpose`` (windows,
     agreements and conditions aside; a field no permit names is never sent and is left out)."""
-    out: dict[str, list[str]] = {}
-    for ref in fields:
-        names = [r.name for r in policy.model.rules if r.effect == "permit" and r.partners.matches(partner)
-                 and r.purposes.matches(purpose) and r.grant_for(ref) is not None]
-        if names:
-            out[ref] = names
+    known = _PERMITS.get(policy)
+    if known is None:
+        known = _PERMITS.setdefault(policy, {})
+    request = (partner, purpose, tuple(fields))
+    out = known.get(request)
+    if out is None:
+        out = {}
+        for ref in fields:
+            names = [r.name for r in policy.model.rules if r.effect == "permit" and r.partners.matches(partner)
+                     and r.purposes.matches(purpose) and r.grant_for(ref) is not None]
+            if names:
+                out[ref] = names
+        if len(known) < 1024:
+            known[request] = out
     return out
+
+
+#: permits_by_field's answers per policy (a policy is immutable; forgotten with it)
+_PERMITS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, tuple[str, ...]], dict[str, list[str]]]] = \
+    weakref.WeakKeyDictionary()
 
 
 class Export:
@@ -370,7 +384,8 @@ class Export:
         self.key_field, key_type = _key_field(policy)
         self._key_types = _KEY_TYPES.get(key_type, (str,))
         self.at = datetime.datetime.now(policy.zone) if at is None else at  # one moment for the whole export
-        self.record: ExportRecord | None = None
+        self._record: ExportRecord | None = None
+        self._end: tuple[Entry, tuple[Any, ...]] | None = None  # the end entry and its keys
         self._entry: Entry | None = None
         self._keys: list[Any] = []
         self._left_out: Counter[str] = Counter()
@@ -399,6 +414,15 @@ class Export:
         return self._entry.id if self._entry else None
 
     @property
+    def record(self) -> ExportRecord | None:
+        """The ExportRecord written: None before the export is entered, status ``started`` inside
+        the ``with`` block, completed or aborted after it (built when first asked for)."""
+        if self._record is None and self._entry is not None:
+            end, keys = self._end if self._end is not None else (None, None)
+            self._record = ExportRecord.from_entries(self._entry, end, keys=keys)
+        return self._record
+
+    @property
     def sent(self) -> int:
         """Students sent so far."""
         return len(self._keys)
@@ -412,7 +436,6 @@ class Export:
         entry = self.log._append("started", body)  # ExportLogError: nothing is released
         self._entry = entry
         self._state = "open"
-        self.record = ExportRecord.from_entries(entry, None)
         return self
 
     def rows(self, students: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -540,7 +563,8 @@ class Export:
             end = self.log._append(kind, body, keys=text, export=self._entry.id)
         finally:
             self._state = "closed"
-        self.record = ExportRecord.from_entries(self._entry, end, keys=tuple(keys))
+        self._end = (end, tuple(keys))
+        self._record = None
 
 
 def _describe(policy: Policy, partner: str, purpose: str, fields: Sequence[str], at: Any) -> dict[str, Any]:

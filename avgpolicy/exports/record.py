@@ -62,11 +62,13 @@ def new_id() -> str:
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with microseconds, e.g. ``2026-03-02T09:00:00.000001Z``."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:-6] + "Z"  # (not +00:00)
 
 
 def parse_time(text: str) -> datetime.datetime:
-    """An entry time back as an aware datetime (UTC)."""
+    """An entry time back as an aware datetime (UTC); ValueError for any other text."""
+    if len(text) == 27 and text[10] == "T" and text[-1] == "Z" and text[19] == ".":  # what utc_now writes
+        return datetime.datetime.fromisoformat(text[:-1]).replace(tzinfo=datetime.UTC)
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
 
 
