@@ -5,6 +5,9 @@
   ``synchronous="full"`` (the default: an fsync per entry) and ``"normal"``. The export's figure
   includes everything: the started entry, the key check per student, the rows, the completion
   entry with the keys and the grants. Target: at most 1.3x ``filter``.
+* The same in turns (``test_export_interleaved``): filter, the hand-written filter of
+  ``benchmarks/baseline.py`` and the exports, one round each in rotating order, the fastest round
+  of each kept: the ratios that hold on a busy machine (``extra_info["ratios"]``).
 * Writing one record (its started and completed entries) as a function of the number of keys it
   holds (1 to 100,000), for SQLite (full and normal) and PostgreSQL.
 
@@ -22,8 +25,8 @@ from typing import Any
 import pytest
 
 from avgpolicy.exports import ExportLog
-from benchmarks import gen
-from benchmarks.support import records, tag
+from benchmarks import baseline, gen
+from benchmarks.support import interleaved, records, tag
 
 SIZE = 100
 BATCHES = (1_000, 100_000)
@@ -70,6 +73,37 @@ def test_export_rows(benchmark: Any, checked: Any, sqlite_log: Any, n: int, sync
 
     tag(benchmark, engine="avgpolicy", case=f"export.rows batch {n} sqlite-{synchronous}", size=SIZE, units=n)
     benchmark.pedantic(run, rounds=_rounds(n), warmup_rounds=1)
+
+
+@pytest.mark.parametrize("n", BATCHES)
+def test_export_interleaved(benchmark: Any, checked: Any, sqlite_log: Any, n: int) -> None:
+    pol, q = checked(SIZE), gen.FILTER
+    fields, students = list(q.fields), records(n)
+    logs = {sync: sqlite_log(sync) for sync in ("full", "normal")}
+
+    def filter_run() -> None:
+        for _ in pol.filter(q.partner, q.purpose, fields, students, at=gen.AT):
+            pass
+
+    def hand_run() -> None:
+        for _ in baseline.filter_gemengd(students, gen.AT):
+            pass
+
+    def export_run(sync: str) -> Any:
+        def run() -> None:
+            with pol.export(q.partner, q.purpose, fields, at=gen.AT, actor="bench", channel="bench",
+                            log=logs[sync]) as export:
+                for _ in export.rows(students):
+                    pass
+        return run
+
+    runs = {"filter": filter_run, "hand-written filter": hand_run, "export.rows sqlite-full": export_run("full"),
+            "export.rows sqlite-normal": export_run("normal")}
+    rounds = 40 if n <= 1_000 else 6
+    best = benchmark.pedantic(interleaved, args=(runs, rounds), rounds=1, iterations=1)
+    tag(benchmark, engine="avgpolicy", case=f"export interleaved batch {n}", size=SIZE, units=n,
+        per_unit={name: seconds / n for name, seconds in best.items()},
+        ratios={name: seconds / best["filter"] for name, seconds in best.items()}, rounds_each=rounds)
 
 
 def _record_writer(log: ExportLog, n: int) -> Any:

@@ -387,7 +387,8 @@ class Export:
         self._record: ExportRecord | None = None
         self._end: tuple[Entry, tuple[Any, ...]] | None = None  # the end entry and its keys
         self._entry: Entry | None = None
-        self._keys: list[Any] = []
+        self._keys: dict[Any, None] = {}  # the keys of the students sent, each once, in the order sent
+        self._handed = 0  # rows handed out (a student twice in a batch: twice)
         self._left_out: Counter[str] = Counter()
         self._drawn = 0  # students filter read (sent, left out for their key, or not released)
         self._reports: list[Any] = []  # FilterReports
@@ -457,7 +458,8 @@ class Export:
         # student has no usable key is withheld (counted in left_out by reason).
         name, types = self.key_field, self._key_types
         accept_str, accept_int = str in types, int in types
-        left, append, unseen, first = self._left_out, self._keys.append, self._unseen, self._first_sent
+        left, sent, unseen, first = self._left_out, self._keys, self._unseen, self._first_sent
+        count = 0
         report = None
         if self._sole is None:
             from .. import FilterReport
@@ -482,10 +484,12 @@ class Export:
                         continue
                     if unseen and not unseen.isdisjoint(row) and not first(s, row):
                         continue
-                    append(k)
+                    sent[k] = None  # (hashed now, while the key is in the CPU's cache)
+                    count += 1
                     yield row
             finally:
                 self._drawn += n - remaining()
+                self._handed += count
             return
         current: list[Any] = [None, 0]
 
@@ -505,10 +509,12 @@ class Export:
                     continue
                 if unseen and not unseen.isdisjoint(row) and not first(s, row):
                     continue
-                append(k)
+                sent[k] = None
+                count += 1
                 yield row
         finally:
             self._drawn += current[1]
+            self._handed += count
 
     def _first_sent(self, student: Any, row: dict[str, Any]) -> bool:
         """Note the fields of ``row`` sent for the first time in this export, and (one permit per
@@ -543,15 +549,13 @@ class Export:
                 if f in sent_fields:  # a field allowed but never in a row (no usable value) was not sent
                     grants.setdefault(f, set()).update(items)
             why_not.update(report.left_out_reasons)
-        keys = self._keys  # each student once, in the order first sent
-        if len(set(keys)) != len(keys):  # (set: cheaper than fromkeys when there is nothing to drop)
-            keys = list(dict.fromkeys(keys))
+        keys = list(self._keys)  # each student once, in the order first sent
         text = dump_keys(keys)
         left_out = sum(self._left_out.values())
         body = {
-            "students": len(self._keys), "distinct_keys": len(keys), "left_out": left_out,
+            "students": self._handed, "distinct_keys": len(keys), "left_out": left_out,
             "left_out_reasons": dict(sorted(self._left_out.items())),
-            "not_released": self._drawn - len(self._keys) - left_out,
+            "not_released": self._drawn - self._handed - left_out,
             "not_released_reasons": dict(sorted(why_not.items())),
             "grants": {f: [Grant(*g).to_dict() for g in sorted(grants[f], key=_sort_key)]
                        for f in self.fields if f in grants},
