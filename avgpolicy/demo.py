@@ -2,17 +2,24 @@
 
 ``avgpolicy demo`` loads the bundled policy set, generates a school board's
 students from the catalogue (both schools, years and groups, consents by parents
-and by students, students over 16, inactive students and a few bad records),
-runs every partner's feed (each permit's partner, purpose and fields) through
-``filter``, counts the denials by reason with the compiled decision functions,
-and prints a compact overview with the decisions per second achieved.
+and by students, students over 16, students who left and a few bad records),
+counts the denials of every partner's feed (each permit's partner, purpose and
+fields) by reason with the compiled decision functions, sends every feed
+through an export log in a temporary folder (and one staff member's manual
+export), decides one feed again inside DuckDB (``policy.plan(...).run``, the
+``sql`` extra), and prints a compact overview: in words for the school, figures
+for developers, and at the end where the dashboard is and the GDPR art. 15
+answer for one synthetic student.
 """
 
 from __future__ import annotations
 
 import datetime
 import importlib.resources
+import json
 import random
+import re
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -172,6 +179,7 @@ def generate_students(policy: Policy, count: int, *, seed: int = 2025,
         if rng.random() < 0.05:
             groups.add("plusklas")
         support = rng.random() < 0.07
+        gone = rng.random() < 0.05  # left the school (unenrolled) before today
         known: dict[str, Any] = {
             "id": sid, "eckid": f"https://ketenid.nl/201703/{rng.getrandbits(64):016x}",
             "bsn": f"{rng.randrange(10**8, 10**9)}", "roepnaam": rng.choice(_FIRST_NAMES),
@@ -184,7 +192,7 @@ def generate_students(policy: Policy, count: int, *, seed: int = 2025,
             "stamgroep": stamgroep, "lesgroepen": frozenset(groups),
             "inschrijfdatum": max(birth + datetime.timedelta(days=4 * 365), year_start - datetime.timedelta(
                 days=365 * (leerjaar - 1) + rng.randrange(30))),
-            "actief": rng.random() > 0.05, "ondersteuningsaanvraag": support,
+            "actief": not gone, "ondersteuningsaanvraag": support,
             "verzuimtraject": school != primary and rng.random() < 0.03,
             "zorgnotitie": "Handelingsplan lezen" if support else "",
             "medische_notitie": "Notenallergie" if rng.random() < 0.04 else "",
@@ -194,6 +202,8 @@ def generate_students(policy: Policy, count: int, *, seed: int = 2025,
         student = {name: known[name] if _fits(known.get(name), fi.type)
                    else _value_from_conditions(rng, fi, i, mentioned.get(name, ()))
                    for name, fi in subject.items()}
+        if cat.left in subject:  # the unenrolment date: None while the student is at the school (spec 7.7)
+            student[cat.left] = today - datetime.timedelta(days=rng.randrange(1, 300)) if gone else None
         for fi in other_fields:
             student[fi.ref] = _value_by_type(rng, fi, i)
         if topics:
@@ -229,6 +239,36 @@ class FeedResult:
 
 
 @attrs.define
+class Recorded:
+    """What the demo's export log holds and what the school can show from it."""
+
+    folder: Path
+    log_path: Path | None = None  # None: no export log (``why_not`` says why)
+    why_not: str | None = None
+    exports: int = 0
+    manual: int = 0  # exports by a staff member (channel "manual")
+    staff: str | None = None
+    verified: bool = False
+    dashboard: Path | None = None
+    student: Any = None  # the key of the student whose art. 15 answer is shown
+    access: dict[str, Any] | None = None  # avgpolicy.exports.access.build_access's data
+    access_path: Path | None = None
+
+
+@attrs.define
+class BulkFeed:
+    """One feed decided again inside DuckDB (``policy.plan(...).run``) beside ``filter``."""
+
+    feed: Feed | None = None
+    note: str | None = None  # why it did not run
+    rows: list[dict[str, Any]] = attrs.field(factory=list)  # plan.run's rows
+    same: bool = False  # the same rows as filter's (in any order)
+    plan_seconds: float = 0.0  # plan and run, end to end
+    filter_seconds: float = 0.0
+    load_seconds: float = 0.0  # writing and loading the table (not compared)
+
+
+@attrs.define
 class DemoResult:
     students: int
     schools: Counter[str]
@@ -237,10 +277,13 @@ class DemoResult:
     over_16: int
     feeds: list[FeedResult]
     decide_seconds: float
-    filter_seconds: float
+    filter_seconds: float  # sending the feeds: through the export log, or filter when there is none
     tests_passed: int = 0
     tests_failed: int = 0
     moment_reason: str = "given"
+    left: int = 0  # students whose unenrolment date is before the day of the feeds
+    recorded: Recorded | None = None
+    bulk: BulkFeed | None = None
 
     @property
     def decisions(self) -> int:
@@ -338,10 +381,12 @@ def _age(birth: Any, day: datetime.date) -> int | None:
 
 
 def run_feeds(policy: Policy, students: Sequence[dict[str, Any]], at: Any,
-              progress: TextIO | None = None) -> tuple[list[FeedResult], float, float]:
-    """Every feed through ``compile`` (denials by reason) and ``filter`` (what is sent)."""
+              progress: TextIO | None = None, log: Any = None) -> tuple[list[FeedResult], float, float]:
+    """Every feed through ``compile`` (denials by reason) and sent: through ``policy.export`` into
+    ``log`` (an ExportLog) when given, else ``filter``. Returns the results and the seconds spent
+    deciding and sending."""
     results = []
-    decide_seconds = filter_seconds = 0.0
+    decide_seconds = send_seconds = 0.0
     all_feeds = feeds(policy)
     for k, feed in enumerate(all_feeds, 1):
         if progress is not None:
@@ -367,8 +412,13 @@ def run_feeds(policy: Policy, students: Sequence[dict[str, Any]], at: Any,
             if not d.allowed and not any(fd.allowed for fd in d.fields.values()):
                 result.left_out[main_reason(codes)] += 1
         started = time.perf_counter()
-        rows = list(policy.filter(feed.partner, feed.purpose, list(feed.fields), students, at=at))
-        filter_seconds += time.perf_counter() - started  # (the tallies below are not timed)
+        if log is None:
+            rows = list(policy.filter(feed.partner, feed.purpose, list(feed.fields), students, at=at))
+        else:
+            with policy.export(feed.partner, feed.purpose, list(feed.fields), at=at, actor=NIGHTLY_FEED,
+                               channel="nightly-feed", log=log) as export:
+                rows = list(export.rows(students))  # (a SIS would send each row to the partner here)
+        send_seconds += time.perf_counter() - started  # (the tallies below are not timed)
         for row in rows:
             result.students_shared += 1
             result.values_shared += len(row)
@@ -377,12 +427,171 @@ def run_feeds(policy: Policy, students: Sequence[dict[str, Any]], at: Any,
     if progress is not None:
         progress.write("\r\033[K")
         progress.flush()
-    return results, decide_seconds, filter_seconds
+    return results, decide_seconds, send_seconds
+
+
+#: who sends the nightly feeds, in the export log
+NIGHTLY_FEED = "sis-nightly"
+#: the staff member of the demo's manual export (an intern begeleider sending a file by hand)
+STAFF = "m.bakker"
+
+
+def _safe_name(key: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(key))[:60] or "student"
+
+
+def open_log(policy: Policy, folder: Path) -> tuple[Any, str | None]:
+    """The demo's ExportLog in ``folder`` (SQLite), or None and why not (no key field to record)."""
+    from .exports import ExportLog
+
+    catalogue = policy.model.catalogue
+    if catalogue.key is None and "id" not in catalogue.subject_fields:
+        return None, ("the catalogue has no key field, so an export log cannot record which students were "
+                      "sent: mark the identifying field `key` (spec 7.7)")
+    return ExportLog(folder / "exports.sqlite"), None
+
+
+def manual_export(policy: Policy, log: Any, students: Sequence[dict[str, Any]], results: Sequence[FeedResult],
+                  at: Any) -> int:
+    """A staff member sends a few students' data by hand (channel ``manual``): the feed to the
+    samenwerkingsverband when the policy has one, else the first feed that shares anything."""
+    shared = [r.feed for r in results if r.students_shared]
+    if not shared:
+        return 0
+    feed = next((f for f in shared if (f.partner, f.purpose) == ("swv", "ondersteuning")), shared[0])
+    with policy.export(feed.partner, feed.purpose, list(feed.fields), at=at, actor=STAFF, channel="manual",
+                       log=log) as export:
+        for _ in zip(range(3), export.rows(students), strict=False):  # three students: a file, not a feed
+            pass
+    return 1
+
+
+def record_and_report(policy: Policy, log: Any, students: Sequence[dict[str, Any]], results: Sequence[FeedResult],
+                      at: Any, folder: Path, today: datetime.date) -> Recorded:
+    """After the feeds: one manual export, the log verified, the dashboard written, and the art. 15
+    answer for the student the most organisations received data about (written in full as HTML)."""
+    from .exports.access import build_access, render_access
+    from .exports.dashboard import render_dashboard
+
+    manual = manual_export(policy, log, students, results, at)
+    records = log.exports()
+    recorded = Recorded(folder=folder, log_path=folder / "exports.sqlite", exports=len(records), manual=manual,
+                        staff=STAFF if manual else None, verified=log.verify().ok)
+    recorded.dashboard = folder / "dashboard.html"
+    recorded.dashboard.write_text(render_dashboard(policy, log, today=today), encoding="utf-8")
+    partners: dict[Any, set[str]] = {}
+    for r in records:
+        for key in r.keys:
+            partners.setdefault(key, set()).add(r.partner)
+    if partners:
+        key = min(partners, key=lambda k: (-len(partners[k]), str(k)))
+        recorded.student = key
+        recorded.access = build_access(log, key, today=today)
+        recorded.access_path = folder / f"access-{_safe_name(key)}.html"
+        recorded.access_path.write_text(render_access(log, key, "html", today=today), encoding="utf-8")
+    return recorded
+
+
+# ---------------------------------------------------------------------------
+# The bulk feed inside DuckDB
+
+_DUCKDB_TYPES = {"text": "VARCHAR", "int": "BIGINT", "bool": "BOOLEAN", "date": "DATE", "set": "VARCHAR[]"}
+
+
+def _json_value(value: Any, field_type: str) -> Any:
+    """A student's value as the table holds it: None when missing or ill-typed (unknown, as in the engines)."""
+    if not _fits(value, field_type):
+        return None
+    if field_type == "date":
+        return value.isoformat()
+    if field_type == "set":
+        return sorted(value)
+    return value
+
+
+def _rows_key(rows: Iterable[dict[str, Any]]) -> list[tuple[tuple[str, str], ...]]:
+    """Rows in an order-free, comparable form (a database need not return them in filter's order)."""
+    return sorted(tuple(sorted((k, repr(v)) for k, v in row.items())) for row in rows)
+
+
+def bulk_feed(policy: Policy, students: Sequence[dict[str, Any]], results: Sequence[FeedResult], at: Any,
+              folder: Path) -> BulkFeed:
+    """The feed that shares with the most students, of those SQL can decide (subject fields only, no
+    NotTranslatable), decided inside DuckDB over a table of the synthetic students (loaded from a
+    JSON lines file, as a SIS export would be), timed beside ``filter`` on the same students."""
+    try:
+        import duckdb
+    except ImportError:
+        return BulkFeed(note="DuckDB is not installed: pip install 'avgpolicy[sql]' (in a checkout: "
+                             "pip install '.[sql]') adds it")
+    try:
+        from .sql import NotTranslatable
+    except ImportError:  # sqlglot missing
+        return BulkFeed(note="sqlglot is not installed: pip install 'avgpolicy[sql]' (in a checkout: "
+                             "pip install '.[sql]') adds it")
+    catalogue = policy.model.catalogue
+    subject = catalogue.subject_fields
+    prefix = catalogue.subject + "."
+    chosen = None
+    for r in sorted(results, key=lambda r: -r.students_shared):
+        if not r.students_shared or not all(f.startswith(prefix) for f in r.feed.fields):
+            continue
+        try:
+            plan = policy.plan(r.feed.partner, r.feed.purpose, list(r.feed.fields), at=at)
+            plan.to_sql("duckdb", table="leerling")
+        except NotTranslatable:
+            continue
+        chosen = r.feed
+        break
+    if chosen is None:
+        return BulkFeed(note="no feed of subject fields that SQL can decide (see docs/sql.md, NotTranslatable)")
+    started = time.perf_counter()
+    table_file = folder / "students.jsonl"
+    with open(table_file, "w", encoding="utf-8") as fh:
+        for s in students:
+            fh.write(json.dumps({name: _json_value(s.get(name), fi.type) for name, fi in subject.items()},
+                                ensure_ascii=False) + "\n")
+    connection = duckdb.connect()
+    columns = {name: _DUCKDB_TYPES[fi.type] for name, fi in subject.items()}
+    connection.execute("CREATE TABLE students AS SELECT * FROM read_json($path, format='newline_delimited', "
+                       "columns=$columns)", {"path": str(table_file), "columns": columns})
+    consents = None
+    if plan.needs_consents:
+        consents_file = folder / "consents.jsonl"
+        key = catalogue.key or "id"
+        with open(consents_file, "w", encoding="utf-8") as fh:
+            for s in students:
+                for topic, c in (s.get("consents") or {}).items():
+                    fh.write(json.dumps({"student": _json_value(s.get(key), subject[key].type), "topic": topic,
+                                         "party": c.by, "given": c.given.isoformat(),
+                                         "withdrawn": c.withdrawn.isoformat() if c.withdrawn else None}) + "\n")
+        connection.execute("CREATE TABLE consents AS SELECT * FROM read_json($path, format='newline_delimited', "
+                           "columns=$columns)", {"path": str(consents_file), "columns": {
+                               "student": _DUCKDB_TYPES[subject[key].type], "topic": "VARCHAR",
+                               "party": "VARCHAR", "given": "DATE", "withdrawn": "DATE"}})
+        consents = {"table": "consents", "key": key}
+    load_seconds = time.perf_counter() - started
+    fields = list(chosen.fields)
+    started = time.perf_counter()
+    in_db = policy.plan(chosen.partner, chosen.purpose, fields, at=at).run(connection, table="students",
+                                                                             consents=consents)
+    plan_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    in_python = list(policy.filter(chosen.partner, chosen.purpose, fields, students, at=at))
+    filter_seconds = time.perf_counter() - started
+    connection.close()
+    return BulkFeed(feed=chosen, rows=in_db, same=_rows_key(in_db) == _rows_key(in_python),
+                    plan_seconds=plan_seconds, filter_seconds=filter_seconds, load_seconds=load_seconds)
 
 
 def run_demo(*, students: int = 5000, seed: int = 2025, at: Any = None, out: TextIO | None = None,
-             progress: TextIO | None = None, paths: Iterable[str] | None = None) -> DemoResult:
-    """Run the demo and print its overview to ``out`` (if given); returns the figures."""
+             progress: TextIO | None = None, paths: Iterable[str] | None = None,
+             folder: str | Path | None = None, bulk: bool = True) -> DemoResult:
+    """Run the demo and print its overview to ``out`` (if given); returns the figures.
+
+    The export log, the dashboard, the art. 15 answer and the bulk feed's table are written to
+    ``folder`` (default: a new temporary folder, left for you to open); ``bulk=False`` skips the
+    DuckDB feed."""
     from .loader import load
     from .runtime import local_day
     from .testing import run
@@ -394,21 +603,42 @@ def run_demo(*, students: int = 5000, seed: int = 2025, at: Any = None, out: Tex
     elif at is None:
         at, why = pick_moment(policy, local_day(datetime.datetime.now(policy.zone), policy.zone))
     today = local_day(at, policy.zone)
+    place = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="avgpolicy-demo-"))
+    place.mkdir(parents=True, exist_ok=True)
     if progress is not None:
         progress.write(f"\r\033[K  generating {students} students")
         progress.flush()
     body = generate_students(policy, students, seed=seed, today=today)
-    results, decide_seconds, filter_seconds = run_feeds(policy, body, at, progress)
+    log, why_not = open_log(policy, place)
+    results, decide_seconds, send_seconds = run_feeds(policy, body, at, progress, log)
+    if log is not None:
+        if progress is not None:
+            progress.write("\r\033[K  the export log, the dashboard and an art. 15 answer")
+            progress.flush()
+        recorded = record_and_report(policy, log, body, results, at, place, today)
+        log.close()
+    else:
+        recorded = Recorded(folder=place, why_not=why_not)
+    if progress is not None and bulk:
+        progress.write("\r\033[K  a bulk feed inside DuckDB")
+        progress.flush()
+    bulk_result = bulk_feed(policy, body, results, at, place) if bulk else None
+    if progress is not None:
+        progress.write("\r\033[K")
+        progress.flush()
     report = run(policy)
     subject = policy.model.catalogue.subject_fields
+    left = policy.model.catalogue.left
     demo = DemoResult(
         students=len(body), schools=Counter(s["school"] for s in body if type(s.get("school")) is str),
-        bad_records=sum(1 for s in body if not all(_fits(s.get(k), fi.type) for k, fi in subject.items())),
+        bad_records=sum(1 for s in body if not all(_fits(s.get(k), fi.type) for k, fi in subject.items()
+                                                   if k != left)),
         inactive=sum(1 for s in body if s.get("actief") is False),
         over_16=sum(1 for s in body if (a := _age(s.get("geboortedatum"), today)) is not None and a >= 16),
-        feeds=results, decide_seconds=decide_seconds, filter_seconds=filter_seconds,
+        feeds=results, decide_seconds=decide_seconds, filter_seconds=send_seconds,
         tests_passed=len(report.results) - len(report.failures), tests_failed=len(report.failures),
-        moment_reason=why)
+        moment_reason=why, recorded=recorded, bulk=bulk_result,
+        left=sum(1 for s in body if left is not None and type(s.get(left)) is datetime.date and s[left] < today))
     if out is not None:
         out.write(render(demo, policy, at))
     return demo
@@ -448,7 +678,7 @@ def render(demo: DemoResult, policy: Policy, at: Any) -> str:
         f"{demo.students} synthetic students"
         + (" (" + ", ".join(f"school {k}: {v}" for k, v in sorted(demo.schools.items())) + ")"
            if demo.schools else "")
-        + f"; {demo.inactive} inactive, {demo.over_16} aged 16 or over, "
+        + f"; {demo.left} left the school, {demo.over_16} aged 16 or over, "
         f"{demo.bad_records} with a missing or ill-typed value",
         f"feeds at {moment} ({policy.timezone}): {demo.moment_reason}",
         "",
@@ -470,6 +700,53 @@ def render(demo: DemoResult, policy: Policy, at: Any) -> str:
     if informed:
         lines.append(f"allowed on a parent's consent after the 16th birthday (inform_student): {informed}")
     rate = demo.decisions / demo.decide_seconds if demo.decide_seconds else float("inf")
+    sent = "through the export log (filter and a SQLite record per feed)" \
+        if demo.recorded is not None and demo.recorded.log_path is not None else "with filter"
     lines += ["", f"{demo.decisions} decisions in {demo.decide_seconds:.2f} s: {rate:,.0f} decisions/s (compiled); "
-              f"filter {demo.filter_seconds:.2f} s for the same feeds", ""]
+              f"the feeds sent {sent} in {demo.filter_seconds:.2f} s"]
+    if demo.bulk is not None:
+        lines += bulk_summary(demo.bulk, demo.students)
+    lines += ["", *recorded_summary(demo.recorded), ""]
     return "\n".join(lines)
+
+
+def bulk_summary(bulk: BulkFeed, students: int) -> list[str]:
+    """The DuckDB feed, for developers: rows and time beside filter, or why it did not run."""
+    if bulk.feed is None:
+        return [f"bulk feed inside DuckDB (policy.plan(...).run): skipped: {bulk.note}"]
+    same = "the same rows as filter" if bulk.same else "**NOT the same rows as filter** (please report this)"
+    return [f"bulk feed inside DuckDB (policy.plan(...).run): {bulk.feed.partner} / {bulk.feed.purpose} over a table "
+            f"of {students:,} students: {len(bulk.rows):,} rows in {bulk.plan_seconds * 1e3:.0f} ms (planned and run), "
+            f"filter {bulk.filter_seconds * 1e3:.0f} ms over the same students in memory; {same}",
+            f"  (the table was loaded from students.jsonl in {bulk.load_seconds * 1e3:.0f} ms; a SIS whose students "
+            "are in a database would first fetch them for filter: docs/sql.md)"]
+
+
+def recorded_summary(recorded: Recorded | None) -> list[str]:
+    """What the school can show from the export log: the log, the dashboard, one art. 15 answer."""
+    if recorded is None:
+        return []
+    if recorded.log_path is None:
+        return [f"No export log: {recorded.why_not}."]
+    by_hand = f" and {recorded.manual} by hand ({recorded.staff})" if recorded.manual else ""
+    verified = "the log verifies: no record was changed, removed or reordered" if recorded.verified else \
+        "**the log does not verify**: run avgpolicy exports verify on it"
+    lines = ["What the school can show:",
+             f"  {recorded.exports} exports recorded in {recorded.log_path}: {recorded.exports - recorded.manual} "
+             f"nightly feeds{by_hand}; {verified}. (The log holds when each export was really made; the "
+             "decisions were taken as of the moment of the feeds above.)",
+             f"  The dashboard for the privacy officer: {recorded.dashboard}"]
+    access = recorded.access
+    if access is None:
+        return lines
+    lines += ["", f"A parent asks which organisations received data about their child (GDPR art. 15(1)(c)); "
+                  f"for student {recorded.student}:"]
+    for e in sorted(access["exports"], key=lambda e: (e["organisation"], e["purpose"])):
+        grounds = [*e["basis"], *(law for law in e["law"] if law != access["labels"]["no_law"])]
+        agreement = "; ".join(e["agreement"])
+        lines.append(f"  - {e['organisation']}, {e['when']}, for {e['purpose']}: {'; '.join(grounds)}; "
+                     f"agreement: {agreement}; {e['how']}.")
+        lines.append(f"      {'; '.join(e['data'])}")
+    lines.append(f"  The whole answer to hand to the parent: {recorded.access_path} (in Dutch: avgpolicy access "
+                 f"{recorded.log_path} --student {recorded.student} --lang nl)")
+    return lines

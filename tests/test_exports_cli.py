@@ -142,6 +142,17 @@ def test_access_names_the_agreement(school: dict[str, Any]) -> None:
     assert ("VO4-2025-031",) == record.agreements_in_force
 
 
+def test_a_consent_basis_names_its_topic_in_words() -> None:
+    from avgpolicy.exports.access import _basis_words
+
+    assert "consent (GDPR art. 6(1)(a)), for beeldmateriaal" == _basis_words("consent(beeldmateriaal)", "en")
+    assert "toestemming (AVG art. 6 lid 1 onder a), voor beeldmateriaal" == _basis_words("consent(beeldmateriaal)",
+                                                                                       "nl")
+    assert "consent (GDPR art. 6(1)(a))" == _basis_words("consent", "en")
+    assert "odd(basis" == _basis_words("odd(basis", "en")  # unknown text is kept as it is
+    assert "?" == _basis_words(None, "en")
+
+
 def test_dashboard(school: dict[str, Any], capsys: Any) -> None:
     out_file = school["dir"] / "dash.html"
     code, _, err = run(capsys, "dashboard", str(school["dir"] / "policy.avg"), "--log", str(school["path"]),

@@ -125,11 +125,26 @@ def _data_words(record: ExportRecord, fields: tuple[str, ...], lang: str) -> lis
     return [f"{title}: {', '.join(names)}" for title, names in groups.items()]
 
 
+_TOPIC = {"en": "{basis}, for {topic}", "nl": "{basis}, voor {topic}"}
+
+
+def _basis_words(basis: str | None, lang: str) -> str:
+    """A grant's basis in words: ``consent(beeldmateriaal)`` names the topic consented to."""
+    text = basis or "?"
+    words = _BASIS[lang].get(text)
+    if words is not None:
+        return words
+    kind, _, topic = text.partition("(")
+    if topic.endswith(")") and kind in _BASIS[lang]:
+        return _TOPIC[lang].format(basis=_BASIS[lang][kind], topic=topic[:-1])
+    return text
+
+
 def _entry(record: ExportRecord, lang: str) -> dict[str, Any]:
     t = _TEXT[lang]
     fields = record.fields_sent if record.status == "completed" else (record.fields_sent or record.fields)
     grants = [g for f in fields for g in record.grants.get(f, ())]
-    bases = sorted({_BASIS[lang].get(g.basis or "", g.basis or "?") for g in grants})
+    bases = sorted({_basis_words(g.basis, lang) for g in grants})
     laws = sorted({g.law for g in grants if g.law})
     agreements = sorted({g.agreement for g in grants if g.agreement}) or list(record.agreements_in_force)
     manual, automatic = _CHANNEL[lang]
