@@ -532,19 +532,24 @@ def bulk_feed(policy: Policy, students: Sequence[dict[str, Any]], results: Seque
     catalogue = policy.model.catalogue
     subject = catalogue.subject_fields
     prefix = catalogue.subject + "."
+    key = catalogue.key or ("id" if "id" in subject else None)
     chosen = None
     for r in sorted(results, key=lambda r: -r.students_shared):
         if not r.students_shared or not all(f.startswith(prefix) for f in r.feed.fields):
             continue
         try:
             plan = policy.plan(r.feed.partner, r.feed.purpose, list(r.feed.fields), at=at)
-            plan.to_sql("duckdb", table="leerling")
+            if plan.needs_consents and key is None:  # a consent table is joined on the student's key
+                continue
+            plan.to_sql("duckdb", table="students", consents={"table": "consents", "key": key}
+                        if plan.needs_consents else None)
         except NotTranslatable:
             continue
         chosen = r.feed
         break
     if chosen is None:
-        return BulkFeed(note="no feed of subject fields that SQL can decide (see docs/sql.md, NotTranslatable)")
+        return BulkFeed(note="no feed of subject fields that shares anything and that SQL can decide "
+                             "(docs/sql.md: NotTranslatable; consent needs a key field)")
     started = time.perf_counter()
     table_file = folder / "students.jsonl"
     with open(table_file, "w", encoding="utf-8") as fh:
@@ -556,9 +561,8 @@ def bulk_feed(policy: Policy, students: Sequence[dict[str, Any]], results: Seque
     connection.execute("CREATE TABLE students AS SELECT * FROM read_json($path, format='newline_delimited', "
                        "columns=$columns)", {"path": str(table_file), "columns": columns})
     consents = None
-    if plan.needs_consents:
+    if plan.needs_consents and key is not None:
         consents_file = folder / "consents.jsonl"
-        key = catalogue.key or "id"
         with open(consents_file, "w", encoding="utf-8") as fh:
             for s in students:
                 for topic, c in (s.get("consents") or {}).items():
@@ -722,23 +726,28 @@ def bulk_summary(bulk: BulkFeed, students: int) -> list[str]:
             "are in a database would first fetch them for filter: docs/sql.md)"]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def recorded_summary(recorded: Recorded | None) -> list[str]:
     """What the school can show from the export log: the log, the dashboard, one art. 15 answer."""
     if recorded is None:
         return []
     if recorded.log_path is None:
         return [f"No export log: {recorded.why_not}."]
-    by_hand = f" and {recorded.manual} by hand ({recorded.staff})" if recorded.manual else ""
+    by_hand = f" and {_count(recorded.manual, 'export')} by hand ({recorded.staff})" if recorded.manual else ""
     verified = "the log verifies: no record was changed, removed or reordered" if recorded.verified else \
         "**the log does not verify**: run avgpolicy exports verify on it"
     lines = ["What the school can show:",
-             f"  {recorded.exports} exports recorded in {recorded.log_path}: {recorded.exports - recorded.manual} "
-             f"nightly feeds{by_hand}; {verified}. (The log holds when each export was really made; the "
+             f"  {_count(recorded.exports, 'export')} recorded in {recorded.log_path}: "
+             f"{_count(recorded.exports - recorded.manual, 'nightly feed')}{by_hand}; {verified}. (The log holds "
+             "when each export was really made; the "
              "decisions were taken as of the moment of the feeds above.)",
              f"  The dashboard for the privacy officer: {recorded.dashboard}"]
     access = recorded.access
     if access is None:
-        return lines
+        return [*lines, "", "No student's data was sent, so there is no art. 15 answer to show."]
     lines += ["", f"A parent asks which organisations received data about their child (GDPR art. 15(1)(c)); "
                   f"for student {recorded.student}:"]
     for e in sorted(access["exports"], key=lambda e: (e["organisation"], e["purpose"])):
