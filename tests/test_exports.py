@@ -705,3 +705,11 @@ def test_a_list_changed_while_rows_are_drawn_keeps_the_keys_right(tmp_path: Path
         for _ in export.rows(students):
             students.insert(0, {"id": "intruder", "leerjaar": 5, "roepnaam": "X"})
     assert expected == list(export.record.keys)  # type: ignore[union-attr]
+
+
+def test_a_student_sent_twice_in_one_export_is_listed_twice(tmp_path: Path) -> None:
+    pol = policy()
+    [a, b] = [s for s in planted_students(8) if s["leerjaar"] >= 3][:2]
+    record, rows = run_export(pol, ExportLog(tmp_path / "x.sqlite"), [a, b, a])
+    assert 3 == len(rows) == record.students
+    assert [a["id"], b["id"], a["id"]] == list(record.keys)

@@ -387,8 +387,7 @@ class Export:
         self._record: ExportRecord | None = None
         self._end: tuple[Entry, tuple[Any, ...]] | None = None  # the end entry and its keys
         self._entry: Entry | None = None
-        self._keys: dict[Any, None] = {}  # the keys of the students sent, each once, in the order sent
-        self._handed = 0  # rows handed out (a student twice in a batch: twice)
+        self._keys: list[Any] = []  # the key of each row's student, in the order handed out
         self._left_out: Counter[str] = Counter()
         self._drawn = 0  # students filter read (sent, left out for their key, or not released)
         self._reports: list[Any] = []  # FilterReports
@@ -425,7 +424,7 @@ class Export:
 
     @property
     def sent(self) -> int:
-        """Students sent so far."""
+        """Rows handed out so far (students sent; a student in a batch twice counts twice)."""
         return len(self._keys)
 
     def __enter__(self) -> Export:
@@ -458,8 +457,7 @@ class Export:
         # student has no usable key is withheld (counted in left_out by reason).
         name, types = self.key_field, self._key_types
         accept_str, accept_int = str in types, int in types
-        left, sent, unseen, first = self._left_out, self._keys, self._unseen, self._first_sent
-        count = 0
+        left, sent, unseen, first = self._left_out, self._keys.append, self._unseen, self._first_sent
         report = None
         if self._sole is None:
             from .. import FilterReport
@@ -484,12 +482,10 @@ class Export:
                         continue
                     if unseen and not unseen.isdisjoint(row) and not first(s, row):
                         continue
-                    sent[k] = None  # (hashed now, while the key is in the CPU's cache)
-                    count += 1
+                    sent(k)
                     yield row
             finally:
                 self._drawn += n - remaining()
-                self._handed += count
             return
         current: list[Any] = [None, 0]
 
@@ -509,12 +505,10 @@ class Export:
                     continue
                 if unseen and not unseen.isdisjoint(row) and not first(s, row):
                     continue
-                sent[k] = None
-                count += 1
+                sent(k)
                 yield row
         finally:
             self._drawn += current[1]
-            self._handed += count
 
     def _first_sent(self, student: Any, row: dict[str, Any]) -> bool:
         """Note the fields of ``row`` sent for the first time in this export, and (one permit per
@@ -549,13 +543,15 @@ class Export:
                 if f in sent_fields:  # a field allowed but never in a row (no usable value) was not sent
                     grants.setdefault(f, set()).update(items)
             why_not.update(report.left_out_reasons)
-        keys = list(self._keys)  # each student once, in the order first sent
+        # The keys as the rows were handed out: no pass to drop a student sent twice in one export
+        # (it is listed twice, as it was sent twice): such a pass reads every key again once it has
+        # left the CPU's cache, 8 ms for 35,000 keys against 60-110 ms for filter's 100,000 students.
+        keys = self._keys
         text = dump_keys(keys)
         left_out = sum(self._left_out.values())
         body = {
-            "students": self._handed, "distinct_keys": len(keys), "left_out": left_out,
-            "left_out_reasons": dict(sorted(self._left_out.items())),
-            "not_released": self._drawn - self._handed - left_out,
+            "students": len(keys), "left_out": left_out, "left_out_reasons": dict(sorted(self._left_out.items())),
+            "not_released": self._drawn - len(keys) - left_out,
             "not_released_reasons": dict(sorted(why_not.items())),
             "grants": {f: [Grant(*g).to_dict() for g in sorted(grants[f], key=_sort_key)]
                        for f in self.fields if f in grants},

@@ -180,7 +180,8 @@ class ExportRecord:
 
     ``status`` is ``"started"`` (unfinished: the process never completed it, e.g. it was killed),
     ``"completed"`` or ``"aborted"`` (the ``with`` block raised; ``error`` names the exception type).
-    ``students`` is the number of students sent and ``keys`` their keys (the catalogue's key field);
+    ``students`` is the number of students sent and ``keys`` their keys (the catalogue's key field),
+    one per row in the order the rows were handed out (a student sent twice in one export is listed twice);
     ``left_out`` counts students not released because they had no usable key, by reason in
     ``left_out_reasons``. ``grants`` maps each field sent to what released it. Never a field value.
     """
