@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .record import Entry, ExportLogError
-from .store import _COLUMNS, Transaction, _entry, attrs_evolve_seq, check_table_name
+from .store import _COLUMNS, HEAD_COLUMNS, Transaction, _entry, attrs_evolve_seq, check_table_name, head_entry
 
 __all__ = ["PostgresStore"]
 
@@ -42,9 +42,9 @@ class _PGTransaction:
 
     def head(self) -> Entry | None:
         if not self._read:
-            self._cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM {self._store.table} ORDER BY seq DESC LIMIT 1")
+            self._cur.execute(f"SELECT {HEAD_COLUMNS} FROM {self._store.table} ORDER BY seq DESC LIMIT 1")
             row = self._cur.fetchone()
-            self._head, self._read = (_entry(row) if row else None), True
+            self._head, self._read = (head_entry(row) if row else None), True
         return self._head
 
     def entries(self) -> Iterator[Entry]:

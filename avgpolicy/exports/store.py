@@ -45,7 +45,8 @@ class Transaction(Protocol):
     """What a store offers inside one write transaction (the log's lock is held)."""
 
     def head(self) -> Entry | None:
-        """The last entry in chain order, or None for an empty log."""
+        """The last entry in chain order, or None for an empty log: its ``seq``, ``id`` and ``hash``
+        (what the next entry needs; the other columns may be left empty)."""
 
     def entries(self) -> Iterator[Entry]:
         """Every entry in chain order (with keys), as seen inside this transaction."""
@@ -92,9 +93,9 @@ class _SQLiteTransaction:
 
     def head(self) -> Entry | None:
         if not self._read:
-            row = self._conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM {self._store.table} "
+            row = self._conn.execute(f"SELECT {HEAD_COLUMNS} FROM {self._store.table} "
                                      "ORDER BY seq DESC LIMIT 1").fetchone()
-            self._head, self._read = (_entry(row) if row else None), True
+            self._head, self._read = (head_entry(row) if row else None), True
         return self._head
 
     def entries(self) -> Iterator[Entry]:
@@ -112,6 +113,16 @@ class _SQLiteTransaction:
 
     def remove_through(self, seq: int) -> int:
         return self._conn.execute(f"DELETE FROM {self._store.table} WHERE seq <= ?", (seq,)).rowcount
+
+
+#: what a transaction reads of the head entry: not its body and keys (a large export's keys are
+#: hundreds of kilobytes, and the next entry needs only the head's position, id and hash)
+HEAD_COLUMNS = "seq, id, hash"
+
+
+def head_entry(row: tuple[object, ...]) -> Entry:
+    seq, id_, hash_ = row
+    return Entry(str(id_), "", "", "", "", "", "", "", str(hash_), seq=int(seq))  # type: ignore[call-overload]
 
 
 def attrs_evolve_seq(entry: Entry, seq: int) -> Entry:
