@@ -15,6 +15,7 @@ answer for one synthetic student.
 from __future__ import annotations
 
 import datetime
+import importlib
 import importlib.resources
 import json
 import random
@@ -514,21 +515,28 @@ def _rows_key(rows: Iterable[dict[str, Any]]) -> list[tuple[tuple[str, str], ...
     return sorted(tuple(sorted((k, repr(v)) for k, v in row.items())) for row in rows)
 
 
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def bulk_feed(policy: Policy, students: Sequence[dict[str, Any]], results: Sequence[FeedResult], at: Any,
               folder: Path) -> BulkFeed:
     """The feed that shares with the most students, of those SQL can decide (subject fields only, no
     NotTranslatable), decided inside DuckDB over a table of the synthetic students (loaded from a
     JSON lines file, as a SIS export would be), timed beside ``filter`` on the same students."""
-    try:
-        import duckdb
-    except ImportError:
-        return BulkFeed(note="DuckDB is not installed: pip install 'avgpolicy[sql]' (in a checkout: "
-                             "pip install '.[sql]') adds it")
-    try:
-        from .sql import NotTranslatable
-    except ImportError:  # sqlglot missing
-        return BulkFeed(note="sqlglot is not installed: pip install 'avgpolicy[sql]' (in a checkout: "
-                             "pip install '.[sql]') adds it")
+    missing = [name for name in ("duckdb", "sqlglot") if not _importable(name)]
+    if missing:
+        what = " and ".join({"duckdb": "DuckDB", "sqlglot": "sqlglot"}[m] for m in missing)
+        return BulkFeed(note=f"{what} {'is' if len(missing) == 1 else 'are'} not installed: pip install "
+                             "'avgpolicy[sql]' (in a checkout: pip install '.[sql]') adds it")
+    import duckdb
+
+    from .sql import NotTranslatable
+
     catalogue = policy.model.catalogue
     subject = catalogue.subject_fields
     prefix = catalogue.subject + "."

@@ -282,6 +282,15 @@ def test_without_duckdb_the_demo_says_how_to_get_it_and_goes_on(tmp_path: Path,
     assert "What the school can show:" in text  # and the demo went on
 
 
+def test_without_sqlglot_the_demo_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("duckdb")
+    monkeypatch.setitem(sys.modules, "sqlglot", None)  # import sqlglot raises ImportError
+    out = io.StringIO()
+    demo = run_demo(students=50, seed=2, out=out, folder=tmp_path, bulk=True)
+    assert demo.bulk is not None and demo.bulk.feed is None
+    assert "skipped: sqlglot is not installed: pip install 'avgpolicy[sql]'" in out.getvalue()
+
+
 def test_a_policy_without_a_key_field_runs_without_an_export_log(tmp_path: Path) -> None:
     (tmp_path / "own.avg").write_text(OWN_POLICY.replace("id       text personal", "nummer   text personal"),
                                       encoding="utf-8")
