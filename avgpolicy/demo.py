@@ -627,7 +627,10 @@ def run_demo(*, students: int = 5000, seed: int = 2025, at: Any = None, out: Tex
         if progress is not None:
             progress.write("\r\033[K  the export log, the dashboard and an art. 15 answer")
             progress.flush()
-        recorded = record_and_report(policy, log, body, results, at, place, today)
+        # the log records when each export was really made, so the dashboard and the art. 15 answer are
+        # made as of the real day too (the decisions were taken as of `at`, which may be another day)
+        made = local_day(datetime.datetime.now(policy.zone), policy.zone)
+        recorded = record_and_report(policy, log, body, results, at, place, made)
         log.close()
     else:
         recorded = Recorded(folder=place, why_not=why_not)
