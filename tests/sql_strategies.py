@@ -62,15 +62,16 @@ def _pool(t: str, dialect: str, name: str) -> list[Any]:
 
 
 @st.composite
-def tables(draw: st.DrawFn, dialect: str) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+def tables(draw: st.DrawFn, dialect: str, sizes: tuple[int, int] = (0, 10)
+           ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
     """(student rows as column -> value, consent rows (student, topic, party, given, withdrawn)).
 
-    The sizes are drawn by hypothesis; the cell values by a random generator it seeds (one draw
-    per table instead of one per cell keeps 1,000 examples fast)."""
+    The sizes are drawn by hypothesis (``sizes``: the least and most students); the cell values by a
+    random generator it seeds (one draw per table instead of one per cell keeps 1,000 examples fast)."""
     rnd = draw(st.randoms(use_true_random=False))
     pools = {name: _pool(t, dialect, name) for name, t in COLUMNS.items()}
     students = []
-    for _ in range(draw(st.integers(0, 7))):
+    for _ in range(draw(st.integers(*sizes))):
         row = {name: rnd.choice(pool) for name, pool in pools.items()}
         row["id"] = rnd.choice([*KEYS, None])
         students.append(row)
