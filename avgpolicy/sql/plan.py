@@ -161,7 +161,9 @@ class Plan:
         applied, a row only for a student with at least one released value.
 
         ``connection``: a duckdb or sqlite3 connection, a psycopg connection or a SparkSession
-        (``dialect`` is worked out from it unless given)."""
+        (``dialect`` is worked out from it unless given). On DuckDB, PostgreSQL and Spark the types of
+        the columns the query reads are checked first (``check_columns``: NotTranslatable for a column
+        whose values the engines would call ill-typed); SQLite's query tests each value's type."""
         policy = self.policy
         if policy._pseudonymizer is None:
             needing = policy._needs_key(self.partner, self.purpose, self.fields)

@@ -7,7 +7,7 @@ follows the interpreter's ``field_specs`` step by step (see ``runtime`` for the 
   agreement in force (spec 7.3): the field is never released;
 * a forbid in force blocks unless its condition is FALSE (unknown blocks);
 * the first permit in rule-name order whose window holds, whose condition is TRUE, whose
-  consents are valid (basis ``consent(T)``, ``art9 explicit_consent(T)``) and whose student has
+  consents are valid (basis ``consent(T)``; ``art9 explicit_consent(T)`` for a special field) and whose student has
   not left (spec 7.7) grants the field, with its transform.
 """
 

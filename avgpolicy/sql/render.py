@@ -146,9 +146,9 @@ class Renderer:
         DuckDB: a ``VARCHAR[]`` column; PostgreSQL: ``text[]`` (one dimension; ``'{}'`` has none);
         Spark: ``array<string>``; SQLite: text holding a JSON array whose elements are all strings."""
         not_null = exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null()))
-        if self.dialect == "duckdb":
-            no_null = exp.Is(this=_fn("list_position", col.copy(), exp.Null()), expression=exp.Null())
-            return _and(not_null, no_null)
+        if self.dialect == "duckdb":  # list_count counts the non-NULL elements (in every DuckDB version)
+            same = exp.EQ(this=_fn("list_count", col.copy()), expression=_fn("array_length", col.copy()))
+            return _and(not_null, exp.Coalesce(this=same, expressions=[exp.false()]))
         if self.dialect == "spark":
             same = exp.EQ(this=_fn("size", col.copy()), expression=_fn("size", _fn("array_compact", col.copy())))
             return _and(not_null, exp.Coalesce(this=same, expressions=[exp.false()]))
