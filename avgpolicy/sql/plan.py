@@ -190,15 +190,13 @@ class Plan:
                 pseudonym = self.policy._pseudonym_function(self.partner, o.ref)
                 convert = pseudonym if convert is None else _chain(convert, pseudonym)
             converters[i] = convert
+        if dialect != "spark" and len(set(refs)) == len(refs) and not any(converters):
+            # one comprehension (the query keeps only rows with a value to send; ``if out`` is a guard)
+            rows = ({ref: v for ref, v in zip(refs, row, strict=True) if v is not None} for row in fetched)
+            return [out for out in rows if out]
+        spec = list(zip(refs, converters, strict=True))
         result: list[dict[str, Any]] = []
         append = result.append
-        if dialect != "spark" and len(set(refs)) == len(refs) and not any(converters):
-            for row in fetched:
-                out = {ref: v for ref, v in zip(refs, row, strict=True) if v is not None}
-                if out:
-                    append(out)
-            return result
-        spec = list(zip(refs, converters, strict=True))
         for row in fetched:
             out = {}
             for (ref, convert), v in zip(spec, row, strict=True):

@@ -174,8 +174,9 @@ class Renderer:
         sub = exp.Select(expressions=[exp.Literal.number(1)])
         return sub.from_(source, copy=False).where(where, copy=False)
 
-    def member(self, node: t.Member) -> exp.Expression:
-        """``element in container``: TRUE/FALSE where both are well-typed, else NULL."""
+    def member(self, node: t.Member, positive: bool | None = None) -> exp.Expression:
+        """``element in container``: TRUE/FALSE where both are well-typed, else NULL (``positive``: else
+        FALSE, or TRUE when False; see ``cond``)."""
         container = self.column(node.container)
         element = self.operand(node.element)
         if self.dialect == "duckdb":
@@ -190,7 +191,10 @@ class Renderer:
         guard = self.known(container, "set")
         if isinstance(node.element, t.Column):
             guard = _and(guard, self.known(self.column(node.element), node.element.type))
-        return exp.Case(ifs=[exp.If(this=guard, true=test)], default=exp.Null())
+        if positive is None or self.dialect == "sqlite":  # SQLite: json_each must never see malformed JSON
+            otherwise = exp.Null() if positive is None else (exp.false() if positive else exp.true())
+            return exp.Case(ifs=[exp.If(this=guard, true=test)], default=otherwise)
+        return _and(guard, test) if positive else _or(exp.Not(this=exp.Paren(this=guard)), test)
 
     def value(self, col: exp.Expression, type_: str) -> exp.Expression:
         """The column's value where well-typed, else NULL."""
@@ -222,7 +226,12 @@ class Renderer:
 
     # -- conditions --------------------------------------------------------------
 
-    def cond(self, node: t.Node) -> exp.Expression:
+    def cond(self, node: t.Node, positive: bool | None = True) -> exp.Expression:
+        """The condition as SQL. Every caller asks only whether it is TRUE (WHERE, CASE WHEN), so where
+        ``positive`` is True (under an even number of NOTs) unknown may be rendered as FALSE, and where it
+        is False as TRUE: "is TRUE" of the whole is the same (Kleene AND/OR are monotone). This drops the
+        ``COALESCE`` of permits and forbids and the ``CASE`` around set membership, which the databases
+        evaluate more slowly. ``positive=None``: the exact three-valued value (inside a ``COALESCE``)."""
         if isinstance(node, t.Const):
             return exp.Null() if node.value is None else (exp.true() if node.value else exp.false())
         if isinstance(node, t.Known):
@@ -236,15 +245,18 @@ class Renderer:
         if isinstance(node, t.In):
             return exp.In(this=self.operand(node.operand), expressions=[self.operand(v) for v in node.values])
         if isinstance(node, t.Member):
-            return self.member(node)
+            return self.member(node, positive)
         if isinstance(node, t.And):
-            return _and(*(self.cond(i) for i in node.items))
+            return _and(*(self.cond(i, positive) for i in node.items))
         if isinstance(node, t.Or):
-            return _or(*(self.cond(i) for i in node.items))
+            return _or(*(self.cond(i, positive) for i in node.items))
         if isinstance(node, t.Not):
-            return exp.Not(this=exp.Paren(this=self.cond(node.operand)))
+            return exp.Not(this=exp.Paren(this=self.cond(node.operand, None if positive is None else not positive)))
         if isinstance(node, t.Coalesce):
-            return exp.Coalesce(this=self.cond(node.operand), expressions=[exp.true() if node.default else exp.false()])
+            if positive is not None and node.default != positive:  # unknown as FALSE where positive, TRUE where not
+                return self.cond(node.operand, positive)
+            return exp.Coalesce(this=self.cond(node.operand, None),
+                                expressions=[exp.true() if node.default else exp.false()])
         if isinstance(node, t.ConsentValid):
             return self.consent(node)
         if isinstance(node, t.NotLeft):
