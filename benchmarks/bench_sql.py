@@ -30,9 +30,10 @@ dataset leerling "Leerlinggegevens" subject {
     actief         bool  personal
     roepnaam       text  personal
     achternaam     text  personal
+    lesgroepen     set   personal
 }
 purpose leermiddelen "Leermiddelen"
-partner snappet "Snappet"
+partner snappet "Snappet" { role controller }
 
 permit snappet_rekenen {
     partner  snappet
@@ -64,20 +65,34 @@ SELECT 's' || CAST(i AS VARCHAR) AS id,
        CASE WHEN i % 89 = 0 THEN NULL ELSE CAST(i % 10 AS BIGINT) END AS leerjaar,
        CASE WHEN i % 53 = 0 THEN NULL ELSE i % 11 <> 0 END AS actief,
        'naam' || CAST(i % 1000 AS VARCHAR) AS roepnaam,
-       'achter' || CAST(i % 777 AS VARCHAR) AS achternaam
+       'achter' || CAST(i % 777 AS VARCHAR) AS achternaam,
+       CASE WHEN i % 71 = 0 THEN NULL WHEN i % 7 = 0 THEN ARRAY['5A', 'plusklas']::VARCHAR[]
+            ELSE ARRAY['5A']::VARCHAR[] END AS lesgroepen
 FROM range({n}) t(i)
 """
 PG_TABLE = "bench_sql_leerling"  # the test server is shared: a name of its own
 PG_GENERATE = GENERATE.replace("range({n}) t(i)", "generate_series(0, {n} - 1) t(i)").replace(
     "VARCHAR", "TEXT").replace("TABLE leerling", f"TABLE {PG_TABLE}")
 PG_HAND = HAND.replace("FROM leerling", f"FROM {PG_TABLE}")
-COLUMNS = ["id", "geboortedatum", "school", "leerjaar", "actief", "roepnaam", "achternaam"]
+COLUMNS = ["id", "geboortedatum", "school", "leerjaar", "actief", "roepnaam", "achternaam", "lesgroepen"]
+
+#: the same with set membership, as the bundled snappet_rekenen_taal: a plusklas pupil of any year
+POLICY_SETS = POLICY.replace("and leerjaar in 3..8 and", 'and (leerjaar in 3..8 or "plusklas" in lesgroepen) and')
+HAND_SETS = HAND.replace("AND leerjaar BETWEEN 3 AND 8",
+                         "AND (leerjaar BETWEEN 3 AND 8 OR list_contains(lesgroepen, 'plusklas'))")
+PG_HAND_SETS = PG_HAND.replace("AND leerjaar BETWEEN 3 AND 8",
+                               "AND (leerjaar BETWEEN 3 AND 8 OR 'plusklas' = ANY(lesgroepen))")
 REFS = ["leerling.id", "leerling.roepnaam", "leerling.leerjaar", "leerling.geboortedatum"]
 
 
 @pytest.fixture(scope="module")
 def policy() -> avgpolicy.Policy:
     return avgpolicy.loads(POLICY)
+
+
+@pytest.fixture(scope="module")
+def policy_sets() -> avgpolicy.Policy:
+    return avgpolicy.loads(POLICY_SETS)
 
 
 def fetch_and_filter(cursor_rows: Any, policy: avgpolicy.Policy) -> list[dict[str, Any]]:
@@ -153,3 +168,97 @@ def test_postgres_hand_written(benchmark: Any, pg: Any) -> None:
 def test_postgres_fetch_all_and_filter(benchmark: Any, pg: Any, policy: avgpolicy.Policy) -> None:
     sql = f"SELECT {', '.join(COLUMNS)} FROM {PG_TABLE}"
     benchmark.pedantic(lambda: fetch_and_filter(_pg_fetch(pg, sql), policy), rounds=3, iterations=1)
+
+
+# ---------------------------------------------------------------------------
+# Set membership ("plusklas" in lesgroepen): a VARCHAR[] / text[] column
+
+def test_duckdb_sets_plan_run(benchmark: Any, duck: Any, policy_sets: avgpolicy.Policy) -> None:
+    plan = policy_sets.plan("snappet", "leermiddelen", FIELDS, at=AT)
+    _same(plan.run(duck, table="leerling"), hand_rows(duck.execute(HAND_SETS).fetchall()))
+    benchmark.pedantic(lambda: plan.run(duck, table="leerling"), rounds=5, iterations=1)
+
+
+def test_duckdb_sets_hand_written(benchmark: Any, duck: Any) -> None:
+    benchmark.pedantic(lambda: hand_rows(duck.execute(HAND_SETS).fetchall()), rounds=5, iterations=1)
+
+
+def test_duckdb_sets_fetch_all_and_filter(benchmark: Any, duck: Any, policy_sets: avgpolicy.Policy) -> None:
+    cols = ", ".join(COLUMNS)
+    _same(fetch_and_filter(duck.execute(f"SELECT {cols} FROM leerling").fetchall(), policy_sets),
+          hand_rows(duck.execute(HAND_SETS).fetchall()))
+    benchmark.pedantic(lambda: fetch_and_filter(duck.execute(f"SELECT {cols} FROM leerling").fetchall(),
+                                                policy_sets), rounds=3, iterations=1)
+
+
+def test_postgres_sets_plan_run(benchmark: Any, pg: Any, policy_sets: avgpolicy.Policy) -> None:
+    plan = policy_sets.plan("snappet", "leermiddelen", FIELDS, at=AT)
+    _same(plan.run(pg, table=PG_TABLE), hand_rows(_pg_fetch(pg, PG_HAND_SETS)))
+    benchmark.pedantic(lambda: plan.run(pg, table=PG_TABLE), rounds=5, iterations=1)
+
+
+def test_postgres_sets_hand_written(benchmark: Any, pg: Any) -> None:
+    benchmark.pedantic(lambda: hand_rows(_pg_fetch(pg, PG_HAND_SETS)), rounds=5, iterations=1)
+
+
+def test_postgres_sets_fetch_all_and_filter(benchmark: Any, pg: Any, policy_sets: avgpolicy.Policy) -> None:
+    sql = f"SELECT {', '.join(COLUMNS)} FROM {PG_TABLE}"
+    _same(fetch_and_filter(_pg_fetch(pg, sql), policy_sets), hand_rows(_pg_fetch(pg, PG_HAND_SETS)))
+    benchmark.pedantic(lambda: fetch_and_filter(_pg_fetch(pg, sql), policy_sets), rounds=3, iterations=1)
+
+
+# ---------------------------------------------------------------------------
+# Interleaved: python benchmarks/bench_sql.py [ROUNDS] times the three variants in turns, so that a busy
+# spell of the shared machine hits all of them alike (the fastest round of each counts)
+
+def _interleaved(rounds: int) -> None:
+    import time
+    variants: dict[str, dict[str, Any]] = {}
+    duck = duckdb.connect()
+    duck.execute(GENERATE.format(n=1_000_000))
+    cols = ", ".join(COLUMNS)
+    for name, text, hand in [("duckdb", POLICY, HAND), ("duckdb sets", POLICY_SETS, HAND_SETS)]:
+        pol = avgpolicy.loads(text)
+        plan = pol.plan("snappet", "leermiddelen", FIELDS, at=AT)
+        variants[name] = {
+            "plan.run": lambda plan=plan: plan.run(duck, table="leerling"),
+            "hand-written": lambda hand=hand: hand_rows(duck.execute(hand).fetchall()),
+            "fetch + filter": lambda pol=pol: fetch_and_filter(duck.execute(f"SELECT {cols} FROM leerling").fetchall(),
+                                                               pol)}
+    dsn = os.environ.get("AVG_TEST_POSTGRES_DSN")
+    if dsn:
+        import psycopg
+        pg = psycopg.connect(dsn, autocommit=True)
+        pg.execute(f"DROP TABLE IF EXISTS {PG_TABLE}")
+        pg.execute(PG_GENERATE.format(n=100_000))
+        pg.execute(f"ANALYZE {PG_TABLE}")
+        sql = f"SELECT {cols} FROM {PG_TABLE}"
+        for name, text, hand in [("postgres", POLICY, PG_HAND), ("postgres sets", POLICY_SETS, PG_HAND_SETS)]:
+            pol = avgpolicy.loads(text)
+            plan = pol.plan("snappet", "leermiddelen", FIELDS, at=AT)
+            variants[name] = {
+                "plan.run": lambda plan=plan: plan.run(pg, table=PG_TABLE),
+                "hand-written": lambda hand=hand: hand_rows(_pg_fetch(pg, hand)),
+                "fetch + filter": lambda pol=pol: fetch_and_filter(_pg_fetch(pg, sql), pol)}
+    for name, fns in variants.items():
+        first = {k: sorted(f(), key=lambda r: r["leerling.id"]) for k, f in fns.items()}
+        assert first["plan.run"] == first["hand-written"] == first["fetch + filter"], name
+        best = dict.fromkeys(fns, float("inf"))
+        for i in range(rounds):
+            for k, f in fns.items():
+                if k == "fetch + filter" and i % 3:  # the slow variant: every third round
+                    continue
+                start = time.perf_counter()
+                f()
+                best[k] = min(best[k], time.perf_counter() - start)
+        run, hand, fetch = best["plan.run"], best["hand-written"], best["fetch + filter"]
+        print(f"{name}: plan.run {run * 1000:.1f} ms, hand-written {hand * 1000:.1f} ms, fetch + filter "
+              f"{fetch * 1000:.0f} ms; plan.run / hand-written {run / hand:.2f}x, fetch + filter / plan.run "
+              f"{fetch / run:.1f}x")
+    if dsn:
+        pg.execute(f"DROP TABLE IF EXISTS {PG_TABLE}")
+
+
+if __name__ == "__main__":
+    import sys
+    _interleaved(int(sys.argv[1]) if len(sys.argv) > 1 else 15)

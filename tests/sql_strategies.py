@@ -1,16 +1,19 @@
 """Student tables for the SQL differential tests: generated rows and consent rows, loaded into an engine.
 
 The policies come from ``engine_strategies`` (its catalogue: ``leerling`` with text, int, bool and
-date fields and a set field, ``absentie`` with two fields). A table holds every non-set field of
-the catalogue as a column (``absentie.*`` as ``datum`` and ``reden``); values come from the same
-pools as the policies' literals, with NULLs, 29 February and window-edge dates. SQLite tables also
-hold ill-typed values (it has no column types). The records ``filter`` gets are read back from the
+date fields and a set field, ``absentie`` with two fields). A table holds every field of the
+catalogue as a column (``absentie.*`` as ``datum`` and ``reden``; the set ``lesgroepen`` as a list
+column, in SQLite as JSON text); values come from the same pools as the policies' literals, with
+NULLs, 29 February and window-edge dates, and sets with a NULL element (ill-typed). SQLite tables
+also hold ill-typed values (it has no column types; for a set: text that is not a JSON array of
+strings). The records ``filter`` gets are read back from the
 table, so both sides see exactly the same data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -18,15 +21,21 @@ import engine_strategies as es
 from hypothesis import strategies as st
 
 D = dt.date
-#: column name -> catalogue type (every non-set field; absentie's fields by their bare names)
-COLUMNS = {**{k: t for k, t in es.SUBJECT.items() if t != "set"}, "datum": "date", "reden": "text"}
-REFS = {**{f"leerling.{k}": k for k, t in es.SUBJECT.items() if t != "set"},
-        "absentie.datum": "datum", "absentie.reden": "reden"}
+#: column name -> catalogue type (every field; absentie's fields by their bare names)
+COLUMNS = {**es.SUBJECT, "datum": "date", "reden": "text"}
+REFS = {**{f"leerling.{k}": k for k in es.SUBJECT}, "absentie.datum": "datum", "absentie.reden": "reden"}
 KEYS = ["s1", "s2", "s3", "s4", "s5"]
-SQL_TYPES = {"duckdb": {"text": "VARCHAR", "int": "BIGINT", "bool": "BOOLEAN", "date": "DATE"},
-             "sqlite": {"text": "TEXT", "int": "INTEGER", "bool": "BOOLEAN", "date": "DATE"},
-             "postgres": {"text": "TEXT", "int": "BIGINT", "bool": "BOOLEAN", "date": "DATE"},
-             "spark": {"text": "STRING", "int": "BIGINT", "bool": "BOOLEAN", "date": "DATE"}}
+SQL_TYPES = {"duckdb": {"text": "VARCHAR", "int": "BIGINT", "bool": "BOOLEAN", "date": "DATE", "set": "VARCHAR[]"},
+             "sqlite": {"text": "TEXT", "int": "INTEGER", "bool": "BOOLEAN", "date": "DATE", "set": "TEXT"},
+             "postgres": {"text": "TEXT", "int": "BIGINT", "bool": "BOOLEAN", "date": "DATE", "set": "TEXT[]"},
+             "spark": {"text": "STRING", "int": "BIGINT", "bool": "BOOLEAN", "date": "DATE", "set": "ARRAY<STRING>"}}
+#: set values as lists of the policies' text literals (a set column holds a list; SQLite: its JSON text)
+SETS: list[Any] = [[], ["12AB"], ["plusklas"], ["", "34CD"], ["plusklas", "12AB"], ["34CD", "34CD"]]
+#: ill-typed sets a typed column can hold: a NULL element (PostgreSQL: also two dimensions)
+SET_BAD = {"duckdb": [[None], ["plusklas", None]], "spark": [[None], ["plusklas", None]],
+           "postgres": [[None], ["plusklas", None], [["plusklas"], ["12AB"]]],
+           "sqlite": ["plusklas", '["plusklas", 1]', '{"plusklas": 1}', '"plusklas"', 5, "[null]", '["plusklas",]',
+                      '["12AB", null]', 2.5]}
 GIVENS = [D(2008, 2, 28), D(2012, 2, 29), D(2024, 2, 28), D(2024, 2, 29), D(2025, 9, 1), D(2026, 2, 28),
           D(2026, 3, 29)]
 WITHDRAWNS = [None, None, D(2025, 10, 1), D(2026, 3, 29)]
@@ -39,30 +48,36 @@ BIRTHS = [D(2008, 2, 29), D(2009, 3, 1), D(2010, 2, 28), D(2010, 3, 1), D(2012, 
 
 
 def _pool(t: str, dialect: str, name: str) -> list[Any]:
+    if t == "set":
+        good = [json.dumps(v) for v in SETS] if dialect == "sqlite" else SETS
+        return [*good, *good, *SET_BAD[dialect], None, None]
     pool: list[Any] = list(es.GOOD[t]) * 2 + [None, None]
     if name == "geboortedatum":
         pool += BIRTHS * 2
+    if name == "vertrek":  # most students have not left (a left student receives nothing for u1)
+        pool += [None] * 36
     if dialect == "sqlite":
         pool += SQLITE_BAD[t]
     return pool
 
 
 @st.composite
-def tables(draw: st.DrawFn, dialect: str) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+def tables(draw: st.DrawFn, dialect: str, sizes: tuple[int, int] = (0, 10)
+           ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
     """(student rows as column -> value, consent rows (student, topic, party, given, withdrawn)).
 
-    The sizes are drawn by hypothesis; the cell values by a random generator it seeds (one draw
-    per table instead of one per cell keeps 1,000 examples fast)."""
+    The sizes are drawn by hypothesis (``sizes``: the least and most students); the cell values by a
+    random generator it seeds (one draw per table instead of one per cell keeps 1,000 examples fast)."""
     rnd = draw(st.randoms(use_true_random=False))
     pools = {name: _pool(t, dialect, name) for name, t in COLUMNS.items()}
     students = []
-    for _ in range(draw(st.integers(0, 7))):
+    for _ in range(draw(st.integers(*sizes))):
         row = {name: rnd.choice(pool) for name, pool in pools.items()}
         row["id"] = rnd.choice([*KEYS, None])
         students.append(row)
     consents = []
     pairs = [(k, t) for k in KEYS for t in es.TOPICS]
-    for key, topic in rnd.sample(pairs, draw(st.integers(0, 6))):
+    for key, topic in rnd.sample(pairs, draw(st.integers(0, len(pairs)))):
         given: Any = rnd.choice([*GIVENS, None])
         if dialect == "sqlite" and rnd.randrange(7) == 0:
             given = rnd.choice(SQLITE_BAD["date"])
@@ -140,6 +155,12 @@ def from_sqlite(value: Any, t: str) -> Any:
         return day if day.year >= 1 else value
     if t == "bool" and type(value) is int and value in (0, 1):
         return bool(value)
+    if t == "set" and type(value) is str:  # a JSON array of strings; other text is an ill-typed str
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        return parsed if type(parsed) is list else value
     return value
 
 

@@ -9,6 +9,7 @@ bound parameters (``render``); ``run`` executes it on a connection and returns e
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from .. import runtime as rt
 from . import tree as t
 from .errors import NotTranslatable
 from .planner import FieldPlan, plan_fields
-from .render import DIALECTS, ConsentTable, Output, Renderer
+from .render import CONSENT, DIALECTS, STUDENT, ConsentTable, Output, Renderer
 
 if TYPE_CHECKING:
     from ..policy import Policy
@@ -100,11 +101,17 @@ class Plan:
                inline: bool, labels: bool = False) -> tuple[str, dict[str, Any], list[Output]]:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
+        renderer, query, outputs = self._render(dialect, table, columns, consents, inline, labels)
+        return query.sql(dialect=dialect), renderer.params, outputs
+
+    def _render(self, dialect: str, table: str | Sequence[str], columns: Columns | None, consents: Consents,
+                inline: bool, labels: bool = False) -> tuple[Renderer, Any, list[Output]]:
         cols = self._columns(columns)
-        renderer = Renderer(dialect, cols, self._consents(consents, cols), inline)
+        types = {ref: info.type for ref, info in self.policy.model.catalogue.fields.items()}
+        renderer = Renderer(dialect, cols, self._consents(consents, cols), inline, types)
         name = table if isinstance(table, str) else tuple(table)
         query, outputs = renderer.query(self.field_plans, name, labels)
-        return query.sql(dialect=dialect), renderer.params, outputs
+        return renderer, query, outputs
 
     def to_sql(self, dialect: str = "duckdb", *, table: str | Sequence[str], columns: Columns | None = None,
                consents: Consents = None, inline: bool = False, labels: bool = False) -> tuple[str, dict[str, Any]]:
@@ -154,7 +161,9 @@ class Plan:
         applied, a row only for a student with at least one released value.
 
         ``connection``: a duckdb or sqlite3 connection, a psycopg connection or a SparkSession
-        (``dialect`` is worked out from it unless given)."""
+        (``dialect`` is worked out from it unless given). On DuckDB, PostgreSQL and Spark the types of
+        the columns the query reads are checked first (``check_columns``: NotTranslatable for a column
+        whose values the engines would call ill-typed); SQLite's query tests each value's type."""
         policy = self.policy
         if policy._pseudonymizer is None:
             needing = policy._needs_key(self.partner, self.purpose, self.fields)
@@ -164,8 +173,10 @@ class Plan:
         dialect = dialect or dialect_of(connection)
         if self.kind == "none":
             return []
-        sql, params, outputs = self._query(dialect, table, columns, consents, inline=False)
-        fetched = execute(connection, dialect, sql, params)
+        renderer, query, outputs = self._render(dialect, table, columns, consents, inline=False)
+        name = table if isinstance(table, str) else tuple(table)
+        check_columns(connection, renderer, name)
+        fetched = execute(connection, dialect, query.sql(dialect=dialect), renderer.params)
         return self._rows(fetched, outputs, dialect)
 
     def _rows(self, fetched: Any, outputs: list[Output], dialect: str) -> list[dict[str, Any]]:
@@ -179,15 +190,13 @@ class Plan:
                 pseudonym = self.policy._pseudonym_function(self.partner, o.ref)
                 convert = pseudonym if convert is None else _chain(convert, pseudonym)
             converters[i] = convert
+        if dialect != "spark" and len(set(refs)) == len(refs) and not any(converters):
+            # one comprehension (the query keeps only rows with a value to send; ``if out`` is a guard)
+            rows = ({ref: v for ref, v in zip(refs, row, strict=True) if v is not None} for row in fetched)
+            return [out for out in rows if out]
+        spec = list(zip(refs, converters, strict=True))
         result: list[dict[str, Any]] = []
         append = result.append
-        if dialect != "spark" and len(set(refs)) == len(refs) and not any(converters):
-            for row in fetched:
-                out = {ref: v for ref, v in zip(refs, row, strict=True) if v is not None}
-                if out:
-                    append(out)
-            return result
-        spec = list(zip(refs, converters, strict=True))
         for row in fetched:
             out = {}
             for (ref, convert), v in zip(spec, row, strict=True):
@@ -207,7 +216,7 @@ def _chain(first: Any, second: Any) -> Any:
     return lambda v: second(first(v))
 
 
-_SQLITE = {"date": datetime.date.fromisoformat, "bool": bool}
+_SQLITE = {"date": datetime.date.fromisoformat, "bool": bool, "set": json.loads}
 
 
 def _has_consent(node: t.Node) -> bool:
@@ -218,6 +227,77 @@ def _has_consent(node: t.Node) -> bool:
     if isinstance(node, (t.Not, t.Coalesce)):
         return _has_consent(node.operand)
     return False
+
+
+#: the column types whose values the engines call well-typed, by dialect and catalogue type (SQLite has
+#: none: its queries test every value's type instead). DuckDB and Spark by type name, psycopg by type OID.
+COLUMN_TYPES: dict[str, dict[str, frozenset[Any]]] = {
+    "duckdb": {"text": frozenset({"VARCHAR"}),
+               "int": frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                                 "UINTEGER", "UBIGINT", "UHUGEINT"}),
+               "bool": frozenset({"BOOLEAN"}), "date": frozenset({"DATE"}), "set": frozenset({"VARCHAR[]"})},
+    "postgres": {"text": frozenset({25, 1043}), "int": frozenset({20, 21, 23}), "bool": frozenset({16}),
+                 "date": frozenset({1082}), "set": frozenset({1009, 1015})},
+    "spark": {"text": frozenset({"string"}), "int": frozenset({"tinyint", "smallint", "int", "bigint"}),
+              "bool": frozenset({"boolean"}), "date": frozenset({"date"}), "set": frozenset({"array<string>"})},
+}
+_PG_NAMES = {25: "text", 1043: "varchar", 20: "bigint", 21: "smallint", 23: "integer", 16: "boolean", 1082: "date",
+             1009: "text[]", 1015: "varchar[]"}
+
+
+def check_columns(connection: Any, renderer: Renderer, table: str | tuple[str, ...]) -> None:
+    """NotTranslatable unless every column the query reads has a type whose values the engines call
+    well-typed (a VARCHAR ``leerjaar`` holding '5' would compare as 5 in SQL, while the engines call
+    '5' ill-typed and deny). One ``SELECT ... LIMIT 0`` per table; SQLite is checked value by value
+    in the query itself."""
+    from sqlglot import exp
+    dialect = renderer.dialect
+    if dialect == "sqlite":
+        return
+    allowed = COLUMN_TYPES[dialect]
+    consents = renderer.consents
+    tables = [(STUDENT, table), (CONSENT, consents.table if consents is not None else None)]
+    for alias, name in tables:
+        read = renderer.read[alias]
+        if not read or name is None:
+            continue
+        names = list(read)
+        probe = exp.Select(expressions=[renderer.raw(alias, c) for c in names])
+        probe = probe.from_(renderer.table(name, alias), copy=False)
+        probe.set("limit", exp.Limit(expression=exp.Literal.number(0)))
+        found = _column_types(connection, dialect, probe.sql(dialect=dialect))
+        for column, found_type in zip(names, found, strict=True):
+            want = read[column]
+            if found_type not in allowed[want]:
+                shown = _PG_NAMES.get(found_type, f"type OID {found_type}") if dialect == "postgres" \
+                    else found_type
+                raise NotTranslatable(None, f"column {column!r} of {_shown(name)} is {shown}",
+                                      f"the policy reads it as {want}, and the engines would call some of its "
+                                      f"values ill-typed; use a column of type {_wanted(dialect, want)}, "
+                                      "or filter")
+
+
+def _column_types(connection: Any, dialect: str, sql: str) -> list[Any]:
+    if dialect == "spark":
+        return [f.dataType.simpleString() for f in connection.sql(sql).schema.fields]
+    if dialect == "duckdb":
+        return [str(d[1]) for d in connection.execute(sql).description]
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, {})  # {}: psycopg reads the query's %% as the names' %, as in run's query
+        return [d.type_code for d in cursor.description]
+    finally:
+        cursor.close()
+
+
+def _shown(name: str | tuple[str, ...]) -> str:
+    return ".".join((name,) if isinstance(name, str) else name)
+
+
+def _wanted(dialect: str, type_: str) -> str:
+    if dialect == "postgres":
+        return " or ".join(_PG_NAMES[o] for o in sorted(COLUMN_TYPES[dialect][type_]))
+    return " or ".join(sorted(COLUMN_TYPES[dialect][type_]))
 
 
 def dialect_of(connection: Any) -> str:

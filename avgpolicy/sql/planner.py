@@ -7,7 +7,7 @@ follows the interpreter's ``field_specs`` step by step (see ``runtime`` for the 
   agreement in force (spec 7.3): the field is never released;
 * a forbid in force blocks unless its condition is FALSE (unknown blocks);
 * the first permit in rule-name order whose window holds, whose condition is TRUE, whose
-  consents are valid (basis ``consent(T)``, ``art9 explicit_consent(T)``) and whose student has
+  consents are valid (basis ``consent(T)``; ``art9 explicit_consent(T)`` for a special field) and whose student has
   not left (spec 7.7) grants the field, with its transform.
 """
 
@@ -106,7 +106,7 @@ class _Planner:
             for r in rules:
                 if r.effect != "permit" or not r.window.contains_date(day):
                     continue
-                cond = self.permit(r)
+                cond = self.permit(r, ref)
                 if cond == t.FALSE:
                     continue
                 grant = r.grant_for(ref)
@@ -114,9 +114,6 @@ class _Planner:
                 branches.append(Branch(r.name, cond, grant.transform))
                 if cond == t.TRUE:
                     break  # later permits are never reached
-        if info.type == "set" and branches and blocked != t.TRUE:
-            raise NotTranslatable(branches[0].rule, f"the set field {ref}",
-                                  "set fields have no portable SQL type; send them with filter")
         return FieldPlan(ref, column, blocked, tuple(branches))
 
     def _agreement_covers(self, ref: str) -> bool:
@@ -133,18 +130,12 @@ class _Planner:
                 return True
         return False
 
-    def permit(self, r: RuleInfo) -> t.Node:
+    def permit(self, r: RuleInfo, ref: str) -> t.Node:
         """TRUE exactly where the permit grants (its condition TRUE, consents valid, student not left)."""
         parts: list[t.Node] = []
         if r.condition is not None:
             parts.append(t.coalesce(self.condition(r, r.condition), False))
-        topics = []
-        if r.basis == "consent" and r.consent_topic is not None:
-            topics.append(r.consent_topic)
-        art9 = getattr(r, "art9_topic", None)
-        if art9 is not None and art9 not in topics:
-            topics.append(art9)
-        for topic in topics:
+        for topic in rt.consent_topics(self.model, r, ref):  # art9's topic only for a special field
             if self.birth is None:
                 return t.FALSE  # no birth date: the party entitled to consent is unknown
             info = self.model.consents.get(topic)
@@ -177,8 +168,10 @@ class _Planner:
         if isinstance(e, n.InRange):
             return self._in_range(r, e)
         if isinstance(e, n.InSet):
-            raise NotTranslatable(r.name, f"`{rt.condition_text(e)}`: membership in a set field",
-                                  "set fields have no portable SQL type; decide these students with filter")
+            element, container = self._operand(r, e.element), self._operand(r, e.container)
+            assert isinstance(element, (t.Param, t.Column)) and isinstance(container, t.Column)
+            node = t.Member(element, container)
+            return t.not_(node) if e.negated else node
         raise TypeError(f"not a condition: {type(e).__name__}")
 
     def _operand(self, r: RuleInfo, op: n.Literal | n.Ref) -> Any:

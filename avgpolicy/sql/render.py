@@ -26,6 +26,7 @@ DIALECTS = ("duckdb", "sqlite", "postgres", "spark")
 STUDENT = "s"   # alias of the student table
 CONSENT = "c"   # alias of the consent table
 INNER = "q"     # alias of the per-row subquery
+ELEMENT = "e"   # alias of json_each over a SQLite set column
 
 
 @attrs.frozen
@@ -52,14 +53,17 @@ class Output:
 
 class Renderer:
     def __init__(self, dialect: str, columns: Mapping[str, str], consents: ConsentTable | None,
-                 inline: bool) -> None:
+                 inline: bool, types: Mapping[str, str] | None = None) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
         self.dialect = dialect
         self.columns = columns
+        self.types = types or {}  # field reference -> catalogue type
         self.consents = consents
         self.inline = inline
         self.params: dict[str, Any] = {}
+        #: the columns the query reads, by table alias: column name -> catalogue type (``run`` checks them)
+        self.read: dict[str, dict[str, str]] = {STUDENT: {}, CONSENT: {}}
         self._names: dict[tuple[type, Any], str] = {}
         self.typed = dialect != "sqlite"
 
@@ -90,7 +94,9 @@ class Renderer:
         return exp.Column(this=self.ident(column), table=self.ident(alias))
 
     def column(self, c: t.Column) -> exp.Column:
-        return self.raw(STUDENT, self.columns[c.ref])
+        name = self.columns[c.ref]
+        self.read[STUDENT][name] = c.type
+        return self.raw(STUDENT, name)
 
     def param(self, value: Any, type_: str) -> exp.Expression:
         if self.dialect == "sqlite":
@@ -110,6 +116,8 @@ class Renderer:
 
     def known(self, col: exp.Expression, type_: str) -> exp.Expression:
         """TRUE where ``col`` holds a well-typed value, else FALSE (never NULL)."""
+        if type_ == "set":
+            return self.known_set(col)
         if self.typed:
             return exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null()))
         typeof = exp.Anonymous(this="typeof", expressions=[col.copy()])
@@ -131,9 +139,66 @@ class Renderer:
                         exp.GTE(this=col.copy(), expression=exp.Literal.string("0001-01-01")))
         return exp.false()
 
+    def known_set(self, col: exp.Expression) -> exp.Expression:
+        """TRUE where a set column holds a set of text: not NULL and no NULL element (an element that
+        is not text makes a set ill-typed, as ``runtime.is_str_set``), else FALSE (never NULL).
+
+        DuckDB: a ``VARCHAR[]`` column; PostgreSQL: ``text[]`` (one dimension; ``'{}'`` has none);
+        Spark: ``array<string>``; SQLite: text holding a JSON array whose elements are all strings."""
+        not_null = exp.Not(this=exp.Is(this=col.copy(), expression=exp.Null()))
+        if self.dialect == "duckdb":  # list_count counts the non-NULL elements (in every DuckDB version)
+            same = exp.EQ(this=_fn("list_count", col.copy()), expression=_fn("array_length", col.copy()))
+            return _and(not_null, exp.Coalesce(this=same, expressions=[exp.false()]))
+        if self.dialect == "spark":
+            same = exp.EQ(this=_fn("size", col.copy()), expression=_fn("size", _fn("array_compact", col.copy())))
+            return _and(not_null, exp.Coalesce(this=same, expressions=[exp.false()]))
+        if self.dialect == "postgres":
+            dims = _fn("array_ndims", col.copy())
+            return exp.Case(ifs=[exp.If(this=exp.Is(this=col.copy(), expression=exp.Null()), true=exp.false()),
+                                 exp.If(this=exp.Is(this=dims, expression=exp.Null()), true=exp.true()),
+                                 exp.If(this=exp.EQ(this=dims.copy(), expression=exp.Literal.number(1)),
+                                        true=exp.Is(this=_fn("array_position", col.copy(), exp.Null()),
+                                                    expression=exp.Null()))],
+                            default=exp.false())
+        # sqlite: json_each reads only valid JSON; the CASE keeps it from ever seeing anything else
+        is_text = exp.EQ(this=_fn("typeof", col.copy()), expression=exp.Literal.string("text"))
+        array = exp.EQ(this=_fn("json_type", col.copy()), expression=exp.Literal.string("array"))
+        other = exp.NEQ(this=self.raw(ELEMENT, "type"), expression=exp.Literal.string("text"))
+        all_text = exp.Not(this=exp.Exists(this=self._elements(col, other)))
+        return exp.Case(ifs=[exp.If(this=_and(is_text, _fn("json_valid", col.copy())),
+                                    true=_and(array, all_text))], default=exp.false())
+
+    def _elements(self, col: exp.Expression, where: exp.Expression) -> exp.Select:
+        """SQLite: ``SELECT 1 FROM json_each(col) AS e WHERE ...`` (the elements of a JSON array)."""
+        source = exp.Table(this=_fn("json_each", col.copy()), alias=exp.TableAlias(this=self.ident(ELEMENT)))
+        sub = exp.Select(expressions=[exp.Literal.number(1)])
+        return sub.from_(source, copy=False).where(where, copy=False)
+
+    def member(self, node: t.Member, positive: bool | None = None) -> exp.Expression:
+        """``element in container``: TRUE/FALSE where both are well-typed, else NULL (``positive``: else
+        FALSE, or TRUE when False; see ``cond``)."""
+        container = self.column(node.container)
+        element = self.operand(node.element)
+        if self.dialect == "duckdb":
+            test: exp.Expression = _fn("list_contains", container.copy(), element)
+        elif self.dialect == "spark":
+            test = _fn("array_contains", container.copy(), element)
+        elif self.dialect == "postgres":
+            test = exp.EQ(this=element, expression=exp.Any(this=exp.Paren(this=container.copy())))
+        else:
+            same = exp.EQ(this=self.raw(ELEMENT, "value"), expression=element)
+            test = exp.Exists(this=self._elements(container, same))
+        guard = self.known(container, "set")
+        if isinstance(node.element, t.Column):
+            guard = _and(guard, self.known(self.column(node.element), node.element.type))
+        if positive is None or self.dialect == "sqlite":  # SQLite: json_each must never see malformed JSON
+            otherwise = exp.Null() if positive is None else (exp.false() if positive else exp.true())
+            return exp.Case(ifs=[exp.If(this=guard, true=test)], default=otherwise)
+        return _and(guard, test) if positive else _or(exp.Not(this=exp.Paren(this=guard)), test)
+
     def value(self, col: exp.Expression, type_: str) -> exp.Expression:
         """The column's value where well-typed, else NULL."""
-        if self.typed:
+        if self.typed and type_ != "set":
             return col
         return exp.Case(ifs=[exp.If(this=self.known(col, type_), true=col.copy())])
 
@@ -161,7 +226,12 @@ class Renderer:
 
     # -- conditions --------------------------------------------------------------
 
-    def cond(self, node: t.Node) -> exp.Expression:
+    def cond(self, node: t.Node, positive: bool | None = True) -> exp.Expression:
+        """The condition as SQL. Every caller asks only whether it is TRUE (WHERE, CASE WHEN), so where
+        ``positive`` is True (under an even number of NOTs) unknown may be rendered as FALSE, and where it
+        is False as TRUE: "is TRUE" of the whole is the same (Kleene AND/OR are monotone). This drops the
+        ``COALESCE`` of permits and forbids and the ``CASE`` around set membership, which the databases
+        evaluate more slowly. ``positive=None``: the exact three-valued value (inside a ``COALESCE``)."""
         if isinstance(node, t.Const):
             return exp.Null() if node.value is None else (exp.true() if node.value else exp.false())
         if isinstance(node, t.Known):
@@ -174,14 +244,19 @@ class Renderer:
             return cls(this=left, expression=right)
         if isinstance(node, t.In):
             return exp.In(this=self.operand(node.operand), expressions=[self.operand(v) for v in node.values])
+        if isinstance(node, t.Member):
+            return self.member(node, positive)
         if isinstance(node, t.And):
-            return _and(*(self.cond(i) for i in node.items))
+            return _and(*(self.cond(i, positive) for i in node.items))
         if isinstance(node, t.Or):
-            return _or(*(self.cond(i) for i in node.items))
+            return _or(*(self.cond(i, positive) for i in node.items))
         if isinstance(node, t.Not):
-            return exp.Not(this=exp.Paren(this=self.cond(node.operand)))
+            return exp.Not(this=exp.Paren(this=self.cond(node.operand, None if positive is None else not positive)))
         if isinstance(node, t.Coalesce):
-            return exp.Coalesce(this=self.cond(node.operand), expressions=[exp.true() if node.default else exp.false()])
+            if positive is not None and node.default != positive:  # unknown as FALSE where positive, TRUE where not
+                return self.cond(node.operand, positive)
+            return exp.Coalesce(this=self.cond(node.operand, None),
+                                expressions=[exp.true() if node.default else exp.false()])
         if isinstance(node, t.ConsentValid):
             return self.consent(node)
         if isinstance(node, t.NotLeft):
@@ -211,6 +286,11 @@ class Renderer:
             raise ValueError("the consent table needs the student key: pass consents={'key': COLUMN} "
                              "(the column of the student table that identifies a student)")
         day = node.day
+        key_type = next((self.types[ref] for ref, name in self.columns.items()
+                         if name == ct.key and ref in self.types), None)
+        self.read[CONSENT].update({ct.topic: "text", ct.party: "text", ct.given: "date", ct.withdrawn: "date"})
+        if key_type is not None:
+            self.read[CONSENT][ct.student] = self.read[STUDENT][ct.key] = key_type
         birth = self.value(self.column(node.birth), "date")
         given = self.value(self.raw(CONSENT, ct.given), "date")
         withdrawn_raw = self.raw(CONSENT, ct.withdrawn)
@@ -343,6 +423,11 @@ def _md(r: Renderer, col: exp.Expression) -> exp.Expression:
     """month * 100 + day of a date."""
     return exp.Add(this=exp.Mul(this=r.date_part("MONTH", col), expression=exp.Literal.number(100)),
                    expression=r.date_part("DAY", col.copy()))
+
+
+def _fn(name: str, *args: exp.Expression) -> exp.Expression:
+    """A function call by name (``list_contains``, ``json_each``, ...)."""
+    return exp.Anonymous(this=name, expressions=list(args))
 
 
 def _and(*items: exp.Expression) -> exp.Expression:

@@ -70,6 +70,15 @@ class In:
 
 
 @attrs.frozen
+class Member:
+    """``element in container``: a text operand in a set column; unknown unless both are well-typed
+    (a set is well-typed when it is a list of text with no NULL element, as ``runtime.is_str_set``)."""
+
+    element: Column | Param
+    container: Column
+
+
+@attrs.frozen
 class And:
     items: tuple[Node, ...]
 
@@ -111,7 +120,7 @@ class NotLeft:
     day: datetime.date
 
 
-Node = Const | Known | Cmp | In | And | Or | Not | Coalesce | ConsentValid | NotLeft
+Node = Const | Known | Cmp | In | Member | And | Or | Not | Coalesce | ConsentValid | NotLeft
 TRUE = Const(True)
 FALSE = Const(False)
 UNKNOWN = Const(None)
