@@ -292,7 +292,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     at = _parse_moment(args.at) if args.at else None
     progress: TextIO | None = sys.stderr if _use_colour(sys.stderr) else None
     run_demo(students=args.students, seed=args.seed, at=at, out=sys.stdout, progress=progress,
-             paths=args.paths or None)
+             paths=args.paths or None, folder=args.folder, bulk=not args.no_bulk)
     return EXIT_OK
 
 
@@ -550,6 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", metavar="WHEN",
                    help="the moment of the feeds (default: 2026-03-02T10:00 for the bundled set; for a set of "
                         "your own, today or the day when most of its agreements and rules are in force)")
+    p.add_argument("--folder", metavar="DIR",
+                   help="where the export log, the dashboard and the art. 15 answer go (default: a new temporary "
+                        "folder, printed at the end)")
+    p.add_argument("--no-bulk", action="store_true", help="skip the bulk feed inside DuckDB")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="the sidecar: AuthZEN and avgpolicy endpoints over HTTP (extra `server`)")

@@ -217,17 +217,21 @@ def test_register_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 
 # -- demo --------------------------------------------------------------------
 
-def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "demo", "--students", "300", "--seed", "7")
+def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "demo", "--students", "300", "--seed", "7", "--folder", str(tmp_path))
     assert 0 == code
     assert "300 synthetic students" in out
     assert "decisions/s" in out
     assert "snappet" in out and "forbidden" in out
     assert "" == err  # no progress output when stderr is not a terminal
+    # --folder: the log, the dashboard and the art. 15 answer are where the caller asked
+    assert {"exports.sqlite", "dashboard.html"} <= {p.name for p in tmp_path.iterdir()}
+    assert str(tmp_path / "dashboard.html") in out
 
 
-def test_demo_on_another_policy_set(capsys: pytest.CaptureFixture[str], small: Path) -> None:
-    code, out, _ = run(capsys, "demo", str(small), "--students", "50", "--at", "2025-10-01")
+def test_demo_on_another_policy_set(capsys: pytest.CaptureFixture[str], small: Path, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "demo", str(small), "--students", "50", "--at", "2025-10-01",
+                       "--folder", str(tmp_path), "--no-bulk")
     assert 0 == code
     assert "50 synthetic students" in out
     assert {"snappet", "website"} <= {line.split()[0] for line in out.splitlines() if line.startswith(("sn", "we"))}
