@@ -41,6 +41,7 @@ import ast
 import bisect
 import copy
 import datetime
+import functools
 import itertools
 import linecache
 import threading
@@ -93,6 +94,9 @@ _INVERSE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
 _CMP_OPS: dict[str, type[ast.cmpop]] = {"==": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE,
                                         ">": ast.Gt, ">=": ast.GtE}
 _TYPE_NAMES = {"text": "_str", "int": "_int", "bool": "_bool", "date": "_date"}
+#: the slow-path conversion of a type whose values may convert without loss (``runtime.to_int``,
+#: ``runtime.to_date``), called only when the exact type check has failed
+_CONVERTERS = {"int": "_cint", "date": "_cdate"}
 
 
 # ---------------------------------------------------------------------------
@@ -235,6 +239,18 @@ def _record_guard(not_mapping: ast.stmt) -> ast.If:
                 _if(ast.Compare(left=_name("s"), ops=[ast.Is()], comparators=[_const(None)]), [not_mapping])])
 
 
+def _typed(bind: ast.NamedExpr, temp: str, ftype: str) -> ast.expr:
+    """True when the value ``bind`` loads into ``temp`` is usable as ``ftype``: the exact type check
+    (the hot path) ``type(t := ...) is int``, and only when it fails, for a type with a lossless
+    conversion, ``or (t := _cint(t)) is not None`` (``temp`` then holds the converted value)."""
+    exact = ast.Compare(left=_call("_type", bind), ops=[ast.Is()], comparators=[_name(_TYPE_NAMES[ftype])])
+    convert = _CONVERTERS.get(ftype)
+    if convert is None:
+        return exact
+    converted = ast.NamedExpr(target=_store(temp), value=_call(convert, _name(temp)))
+    return _or([exact, ast.Compare(left=converted, ops=[ast.IsNot()], comparators=[_const(None)])])
+
+
 def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
     """``if a: ... elif b: ... else: last``."""
     out = last
@@ -253,7 +269,7 @@ class _Gen:
         self.req = request
         self.epoch = epoch
         self.tmp = itertools.count()
-        self.leaf: Callable[[int], list[ast.stmt] | None] | None = None
+        self.leaf: Callable[[int | ast.expr], list[ast.stmt] | None] | None = None
         #: the agreements in force that cover the group being generated (``permitted`` names them)
         self.covering: tuple[Any, ...] = ()
         #: id(a group's permits) -> (the permits, in-window indices, outside_window spec ids): see ``in_window``
@@ -279,8 +295,7 @@ class _Gen:
         bind = ast.NamedExpr(target=_store(t), value=_get(ref.name))
         if ftype == "set":
             return _call("_strset", bind), _name(t)
-        guard = ast.Compare(left=_call("_type", bind), ops=[ast.Is()], comparators=[_name(_TYPE_NAMES[ftype])])
-        return guard, _name(t)
+        return _typed(bind, t, ftype), _name(t)
 
     def operand(self, op: n.Literal | n.Ref, guards: list[ast.expr]) -> ast.expr:
         if isinstance(op, n.Literal):
@@ -337,14 +352,25 @@ class _Gen:
 
     # -- diagnosis of a condition that is not true -------------------------------
 
-    def set_failure(self, target: str, spec: rt.Spec) -> list[ast.stmt]:
-        """A diagnosis leaf: emit the outcome directly if the permit hook allows, else set ``target``."""
-        sid = self.req.spec_id(spec)
+    def set_failure(self, target: str, spec: rt.Spec | ast.expr) -> list[ast.stmt]:
+        """A diagnosis leaf: emit the outcome directly if the permit hook allows, else set ``target``.
+        ``spec`` is a spec, or an expression giving a spec id at run time."""
+        sid: int | ast.expr = spec if isinstance(spec, ast.expr) else self.req.spec_id(spec)
         if self.leaf is not None and target == "_x":
             direct = self.leaf(sid)
             if direct is not None:
                 return direct
-        return [_assign(target, _const(sid))]
+        return [_assign(target, sid if isinstance(sid, ast.expr) else _const(sid))]
+
+    def set_missing(self, target: str, spec: rt.Spec) -> list[ast.stmt]:
+        """A missing_attribute leaf: the spec as it is when every attribute it names is absent or
+        None; else the spec naming each present value's type (``_miss``, run time: the slow path)."""
+        attrs = spec[2]
+        if not attrs:  # (an atom over two literals of different types: unknown, naming nothing)
+            return self.set_failure(target, spec)
+        absent = _and([ast.Compare(left=_get(a), ops=[ast.Is()], comparators=[_const(None)]) for a in attrs])
+        typed = _call("_miss", _const(self.req.spec_id(spec)), _name("s"))
+        return [_if(absent, self.set_failure(target, spec), self.set_failure(target, typed))]
 
     def false_part(self, e: n.Expr, rule: RuleInfo, target: str) -> list[ast.stmt]:
         if isinstance(e, n.And):
@@ -363,7 +389,7 @@ class _Gen:
 
         def missing(bad: Sequence[n.Ref]) -> list[ast.stmt]:
             attrs = tuple(dict.fromkeys(rt.attribute_of(r, self.req.subject) for r in bad))
-            return self.set_failure(target, ("missing_attribute", rule, attrs))
+            return self.set_missing(target, ("missing_attribute", rule, attrs))
 
         if not rt.atom_is_typed(e, self.req.subject) or len({r.name for r in refs}) == 1:
             return missing(refs)  # (with one reference, that one is the unknown one)
@@ -473,9 +499,10 @@ class _Gen:
         return [_if(_and(guards), [known], self._conjunction(atoms, i + 1, a, rule, granted, target))]
 
     def consent_status(self, topic: str) -> ast.expr:
-        """``_consent(s, topic, reconfirm_at_16, day)``: the CONSENT_* code of a consent topic."""
+        """``_consent(s, topic, reconfirm_at_16, day, _zone)``: the CONSENT_* code of a consent topic."""
         info = self.req.engine.model.consents.get(topic)
-        return _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)), _name("day"))
+        return _call("_consent", _name("s"), _const(topic), _const(bool(info and info.reconfirm_at_16)), _name("day"),
+                     _name("_zone"))
 
     # -- one group of fields -----------------------------------------------------
 
@@ -515,11 +542,15 @@ class _Gen:
         req = self.req
         assert req.left is not None
         bind = ast.NamedExpr(target=_store("_l"), value=_get(req.left))
-        unknown = emit((req.spec_id(("missing_attribute", None, (req.left,))),))
+        # an ill-typed date: missing_attribute naming its type (``_miss`` reads it from the record)
+        unknown = emit(ast.Tuple(elts=[_call("_miss", _const(req.spec_id(("missing_attribute", None, (req.left,)))),
+                                             _name("s"))], ctx=ast.Load()))
         gone = emit(ast.Tuple(elts=[_call("_leftspec", _name("_l"))], ctx=ast.Load()))
+        converted = ast.Compare(left=ast.NamedExpr(target=_store("_l"), value=_call("_cdate", _name("_l"))),
+                                ops=[ast.Is()], comparators=[_const(None)])
         return [_if(ast.Compare(left=bind, ops=[ast.IsNot()], comparators=[_const(None)]), [
             _if(ast.Compare(left=_call("_type", _name("_l")), ops=[ast.IsNot()], comparators=[_name("_date")]),
-                unknown),
+                [_if(converted, unknown)]),
             _if(ast.Compare(left=_name("_l"), ops=[ast.Lt()], comparators=[_name("day")]), gone)])]
 
     def in_window(self, permits: list[_Permit]) -> tuple[list[int], list[int]]:
@@ -570,9 +601,13 @@ class _Gen:
         later_static = live[bisect.bisect_right(live, i)] == len(permits)
         suffix = tuple(outside[i + 1:]) if later_static else ()
 
-        def fail_static(spec_id: int) -> list[ast.stmt] | None:
-            """Emit directly when the whole failure outcome is known here; None otherwise."""
+        def fail_static(spec_id: int | ast.expr) -> list[ast.stmt] | None:
+            """Emit directly when every other failure of the outcome is known here (``spec_id`` is
+            a spec id, or an expression giving one at run time); None otherwise."""
             if later_static and dynamic is None:
+                if isinstance(spec_id, ast.expr):
+                    return emit(ast.Tuple(elts=[*map(_const, failures), spec_id, *map(_const, suffix)],
+                                          ctx=ast.Load()))
                 return emit((*failures, spec_id, *suffix))
             return None
 
@@ -585,13 +620,21 @@ class _Gen:
             topic = todo[0]
             no_consent = [req.spec_id(("no_consent", r, (c, topic))) for c in rt.CONSENT_STATUSES]
             failed: list[ast.stmt]
+            # an unusable consent: its reason says what is wrong with it (``_cspec``, run time)
+            invalid = _call("_cspec", _const(no_consent[rt.CONSENT_INVALID]), _name("s"))
+            valid = (rt.CONSENT_OK, rt.CONSENT_INFORM, rt.CONSENT_INVALID)
             if later_static and dynamic is None:
-                failed = emit(_Table(tuple(None if c in (rt.CONSENT_OK, rt.CONSENT_INFORM) else (*failures, x, *suffix)
+                failed = emit(_Table(tuple(None if c in valid else (*failures, x, *suffix)
                                            for c, x in zip(rt.CONSENT_STATUSES, no_consent, strict=True)),
                                      _name("_c")))
+                unusable = emit(ast.Tuple(elts=[*map(_const, failures), invalid, *map(_const, suffix)],
+                                          ctx=ast.Load()))
             else:
                 failed = [_assign("_x", ast.Subscript(value=_const(tuple(no_consent)), slice=_name("_c"),
                                                      ctx=ast.Load()))]
+                unusable = [_assign("_x", invalid)]
+            failed = [_if(ast.Compare(left=_name("_c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_INVALID)]),
+                          unusable, failed)]
             inform = req.spec_id(("inform_student", r, topic))
             return [_assign("_c", self.consent_status(topic)),
                     _if(ast.Compare(left=_name("_c"), ops=[ast.Eq()], comparators=[_const(rt.CONSENT_OK)]),
@@ -783,10 +826,14 @@ class _FilterGen(_Gen):
             project.append(_if(_name("_row"), [ast.Expr(value=ast.Yield(value=_name("_row")))]))
         left: list[ast.stmt] = []
         if req.left is not None:  # a student who left gets no field (every grant is a permit's)
+            # _l is not None and (_l < day if type(_l) is date else ((_l := _cdate(_l)) is None or _l < day))
             bind = ast.NamedExpr(target=_store("_l"), value=_get(req.left))
-            left = [_if(_and([ast.Compare(left=bind, ops=[ast.IsNot()], comparators=[_const(None)]), _or([
-                ast.Compare(left=_call("_type", _name("_l")), ops=[ast.IsNot()], comparators=[_name("_date")]),
-                ast.Compare(left=_name("_l"), ops=[ast.Lt()], comparators=[_name("day")])])]),
+            before = ast.Compare(left=_name("_l"), ops=[ast.Lt()], comparators=[_name("day")])
+            unusable = ast.Compare(left=ast.NamedExpr(target=_store("_l"), value=_call("_cdate", _name("_l"))),
+                                   ops=[ast.Is()], comparators=[_const(None)])
+            left = [_if(_and([ast.Compare(left=bind, ops=[ast.IsNot()], comparators=[_const(None)]), ast.IfExp(
+                test=ast.Compare(left=_call("_type", _name("_l")), ops=[ast.Is()], comparators=[_name("_date")]),
+                body=before, orelse=_or([unusable, copy.deepcopy(before)]))]),
                 [*left_out, ast.Continue()])]
         if report:  # keep the record as given, for the held check's reasons
             guard = _if(ast.Compare(left=_call("_type", _name("s")), ops=[ast.IsNot()], comparators=[_name("_dict")]),
@@ -824,9 +871,11 @@ class _FilterGen(_Gen):
         bind = ast.NamedExpr(target=_store("_v"), value=_get(req.engine.model.catalogue.record_key(ref)))
         if info.type == "set":
             guard: ast.expr = _call("_strset", bind)
+        elif info.type in _TYPE_NAMES:
+            guard = _typed(bind, "_v", info.type)  # the converted value is the one released
         else:
-            exact = _TYPE_NAMES.get(info.type) or req.value(rt.exact_type(info.type))
-            guard = ast.Compare(left=_call("_type", bind), ops=[ast.Is()], comparators=[_name(exact)])
+            guard = ast.Compare(left=_call("_type", bind), ops=[ast.Is()],
+                                comparators=[_name(req.value(rt.exact_type(info.type)))])
         put = ast.Subscript(value=_name("_row"), slice=_const(ref), ctx=ast.Store())
         if transform is None:
             return [_if(guard, [ast.Assign(targets=[put], value=_name("_v"))])]
@@ -873,10 +922,15 @@ class _Request:
         self.known_partner = partner in model.partners
         self.agreements = model.partners[partner].agreements if self.known_partner else ()
         self.left = rt.left_applies(model, purpose) if purpose in model.purposes else None
+        zone = engine.zone
         self.namespace: dict[str, Any] = {
             "__builtins__": {}, "_type": type, "_str": str, "_int": int, "_bool": bool, "_date": datetime.date,
-            "_dict": dict, "_record": rt.as_record, "_age": rt.age_of, "_strset": rt.is_str_set,
-            "_consent": rt.consent_status, "_decision": self.lookup}
+            "_dict": dict, "_record": rt.as_record, "_age": rt.age_function(zone), "_strset": rt.is_str_set,
+            "_consent": rt.consent_status, "_decision": self.lookup, "_zone": zone,
+            "_cint": rt.to_int, "_cdate": functools.partial(rt.to_date, zone=zone),
+            "_miss": self.missing_spec, "_cspec": self.consent_spec}
+        self.types = rt.attribute_types(model.catalogue.subject_fields)
+        self._dynamic: dict[Any, int] = {}
         self.memo: dict[Any, Decision] = {}
         self.namespace["_memoget"] = self.memo.get
         self._values: dict[int, str] = {}
@@ -983,6 +1037,27 @@ class _Request:
             sid = self._spec_ids[key] = len(self.specs)
             self.specs.append(spec)
         return sid
+
+    def dynamic_spec(self, key: Any, spec: rt.Spec) -> int:
+        """The id of a spec made at run time from the student's data (registered on first use)."""
+        sid = self._dynamic.get(key)
+        if sid is None:
+            with self.lock:
+                sid = self._dynamic[key] = self.spec_id(spec)
+        return sid
+
+    def missing_spec(self, sid: int, s: dict[Any, Any]) -> int:
+        """``_miss``: the missing_attribute spec ``sid`` naming, for each of its attributes the record
+        holds a value for, that value's type and the declared one (``runtime.missing_detail``)."""
+        code, rule, attrs = self.specs[sid]
+        detail = rt.missing_detail(attrs, s, self.types)
+        return sid if detail == attrs else self.dynamic_spec((sid, detail), (code, rule, detail))
+
+    def consent_spec(self, sid: int, s: dict[Any, Any]) -> int:
+        """``_cspec``: the no_consent spec ``sid`` (CONSENT_INVALID) saying what is wrong with the consent."""
+        code, rule, (status, topic) = self.specs[sid]
+        problem = rt.consent_problem(s, topic, self.engine.zone)
+        return self.dynamic_spec((sid, problem), (code, rule, (status, topic, problem)))
 
     def left_spec(self, day: datetime.date) -> int:
         """The spec id of ``left_school`` naming ``day`` (registered on first use; a student's date

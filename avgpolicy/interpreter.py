@@ -12,6 +12,7 @@ import datetime
 import operator
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from . import nodes as n
 from . import runtime as rt
@@ -26,81 +27,83 @@ _OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.l
 
 
 def _operand(op: n.Literal | n.Ref, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
-             day: datetime.date) -> tuple[bool, Any]:
-    """(known, value) of an operand for this student."""
+             day: datetime.date, zone: ZoneInfo | None = None) -> tuple[bool, Any]:
+    """(known, value) of an operand for this student: a value that is not exactly of the field's
+    type but converts without loss (``runtime.field_value``) is known as the converted value."""
     if isinstance(op, n.Literal):
         return True, op.value
     if rt.is_age(op, subject):
-        age = rt.age_of(record.get(BIRTHDATE_FIELD), day)
+        age = rt.age_of(record.get(BIRTHDATE_FIELD), day, zone)
         return age is not None, age
     fi = subject.get(op.name)
-    value = record.get(op.name)
-    return (fi is not None and rt.well_typed(value, fi.type)), value
+    if fi is None:
+        return False, None
+    return rt.field_value(record.get(op.name), fi.type, zone)
 
 
 def _atom(atom: n.Expr, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
-          day: datetime.date) -> bool | None:
+          day: datetime.date, zone: ZoneInfo | None = None) -> bool | None:
     if not rt.atom_is_typed(atom, subject):
         return None
     if isinstance(atom, n.Compare):
-        lk, lv = _operand(atom.left, record, subject, day)
-        rk, rv = _operand(atom.right, record, subject, day)
+        lk, lv = _operand(atom.left, record, subject, day, zone)
+        rk, rv = _operand(atom.right, record, subject, day, zone)
         if not (lk and rk):
             return None
         return bool(_OPS[atom.op](lv, rv))
     if isinstance(atom, n.InList):
-        k, v = _operand(atom.operand, record, subject, day)
+        k, v = _operand(atom.operand, record, subject, day, zone)
         return None if not k else (v in rt.list_values(atom, subject)) != atom.negated
     if isinstance(atom, n.InRange):
-        k, v = _operand(atom.operand, record, subject, day)
+        k, v = _operand(atom.operand, record, subject, day, zone)
         return None if not k else (atom.low.value <= v <= atom.high.value) != atom.negated
     if isinstance(atom, n.InSet):
-        ek, ev = _operand(atom.element, record, subject, day)
-        ck, cv = _operand(atom.container, record, subject, day)
+        ek, ev = _operand(atom.element, record, subject, day, zone)
+        ck, cv = _operand(atom.container, record, subject, day, zone)
         return None if not (ek and ck) else (ev in cv) != atom.negated
     raise TypeError(f"not an atom: {type(atom).__name__}")
 
 
 def evaluate(e: n.Expr, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
-             day: datetime.date) -> bool | None:
+             day: datetime.date, zone: ZoneInfo | None = None) -> bool | None:
     """Kleene evaluation: True, False or None (unknown)."""
     if isinstance(e, n.And):
-        values = [evaluate(i, record, subject, day) for i in e.items]
+        values = [evaluate(i, record, subject, day, zone) for i in e.items]
         return False if False in values else (None if None in values else True)
     if isinstance(e, n.Or):
-        values = [evaluate(i, record, subject, day) for i in e.items]
+        values = [evaluate(i, record, subject, day, zone) for i in e.items]
         return True if True in values else (None if None in values else False)
     if isinstance(e, n.Not):
-        v = evaluate(e.operand, record, subject, day)
+        v = evaluate(e.operand, record, subject, day, zone)
         return None if v is None else not v
-    return _atom(e, record, subject, day)
+    return _atom(e, record, subject, day, zone)
 
 
 def failed_part(e: n.Expr, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
-                day: datetime.date) -> n.Expr:
+                day: datetime.date, zone: ZoneInfo | None = None) -> n.Expr:
     """For a false condition: the part to quote (the first false conjunct, recursively)."""
     if isinstance(e, n.And):
         for item in e.items:
-            if evaluate(item, record, subject, day) is False:
-                return failed_part(item, record, subject, day)
+            if evaluate(item, record, subject, day, zone) is False:
+                return failed_part(item, record, subject, day, zone)
     return e
 
 
 def unknown_attributes(e: n.Expr, record: Mapping[Any, Any], subject: Mapping[str, FieldInfo],
-                       day: datetime.date) -> tuple[str, ...]:
+                       day: datetime.date, zone: ZoneInfo | None = None) -> tuple[str, ...]:
     """For an unknown condition: the attributes of the first unknown atom on the deciding path."""
     if isinstance(e, (n.And, n.Or)):
         for item in e.items:
-            if evaluate(item, record, subject, day) is None:
-                return unknown_attributes(item, record, subject, day)
+            if evaluate(item, record, subject, day, zone) is None:
+                return unknown_attributes(item, record, subject, day, zone)
         raise AssertionError("an unknown and/or has an unknown item")
     if isinstance(e, n.Not):
-        return unknown_attributes(e.operand, record, subject, day)
+        return unknown_attributes(e.operand, record, subject, day, zone)
     refs = rt.atom_refs(e)
     if not rt.atom_is_typed(e, subject):
         bad = refs
     else:
-        bad = tuple(r for r in refs if not _operand(r, record, subject, day)[0])
+        bad = tuple(r for r in refs if not _operand(r, record, subject, day, zone)[0])
     return tuple(dict.fromkeys(rt.attribute_of(r, subject) for r in bad))
 
 
@@ -117,19 +120,20 @@ def field_specs(engine: EngineContext, partner: str, purpose: str, field: str, r
     if record is None:
         return (rt.NOT_MAPPING_SPEC,)
     subject = model.catalogue.subject_fields
+    zone = engine.zone
     rules = [r for r in model.rules if rt.covers(r, partner, purpose, field)]
 
     forbids: list[rt.Spec] = []
     for r in rules:
         if r.effect != "forbid" or not r.window.contains_date(day):
             continue
-        v = True if r.condition is None else evaluate(r.condition, record, subject, day)
+        v = True if r.condition is None else evaluate(r.condition, record, subject, day, zone)
         if v is True:
             forbids.append(("forbidden", r, None))
         elif v is None:
             assert r.condition is not None
             forbids.append(("forbidden", r, None))
-            forbids.append(("missing_attribute", r, unknown_attributes(r.condition, record, subject, day)))
+            forbids.append(_missing(r, unknown_attributes(r.condition, record, subject, day, zone), record, subject))
     if forbids:
         return tuple(forbids)
 
@@ -138,7 +142,7 @@ def field_specs(engine: EngineContext, partner: str, purpose: str, field: str, r
         return (rt.NO_PERMIT,)
     left = rt.left_applies(model, purpose)
     if left is not None:
-        gone = rt.left_spec(record, left, day)
+        gone = rt.left_spec(record, left, day, zone)
         if gone is not None:
             return (gone,)
     failures: list[rt.Spec] = []
@@ -152,23 +156,32 @@ def field_specs(engine: EngineContext, partner: str, purpose: str, field: str, r
     return tuple(failures)
 
 
+def _missing(r: RuleInfo, attrs: tuple[str, ...], record: Mapping[Any, Any],
+             subject: Mapping[str, FieldInfo]) -> rt.Spec:
+    """missing_attribute for a rule: each attribute absent/None, or its type and the declared one."""
+    return ("missing_attribute", r, rt.missing_detail(attrs, record, rt.attribute_types(subject)))
+
+
 def _permit_failure(engine: EngineContext, r: RuleInfo, field: str, record: Mapping[Any, Any],
                     subject: Mapping[str, FieldInfo], day: datetime.date) -> tuple[rt.Spec | None, tuple[rt.Spec, ...]]:
     """(None, inform_student specs) when the permit grants the field; else (why not, ())."""
     if not r.window.contains_date(day):
         return ("outside_window", r, None), ()
+    zone = engine.zone
     if r.condition is not None:
-        v = evaluate(r.condition, record, subject, day)
+        v = evaluate(r.condition, record, subject, day, zone)
         if v is False:
-            return ("not_in_subset", r, failed_part(r.condition, record, subject, day)), ()
+            return ("not_in_subset", r, failed_part(r.condition, record, subject, day, zone)), ()
         if v is None:
-            return ("missing_attribute", r, unknown_attributes(r.condition, record, subject, day)), ()
+            return _missing(r, unknown_attributes(r.condition, record, subject, day, zone), record, subject), ()
     informs: list[rt.Spec] = []
     for topic in rt.consent_topics(engine.model, r, field):
         info = engine.model.consents.get(topic)
-        status = rt.consent_status(record, topic, bool(info and info.reconfirm_at_16), day)
+        status = rt.consent_status(record, topic, bool(info and info.reconfirm_at_16), day, zone)
         if status == rt.CONSENT_INFORM:
             informs.append(("inform_student", r, topic))
+        elif status == rt.CONSENT_INVALID:  # what is wrong with it: types and expectations, never values
+            return ("no_consent", r, (status, topic, rt.consent_problem(record, topic, zone))), ()
         elif status != rt.CONSENT_OK:
             return ("no_consent", r, (status, topic)), ()
     return None, tuple(informs)

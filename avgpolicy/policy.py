@@ -264,10 +264,11 @@ class Policy:
         None when the policy has no pseudonym key."""
         return self._engine.pseudonym_function(partner, ref)
 
-    def _plan(self, decision: Decision, partner: str) -> tuple[tuple[str, Any, Any, Any], ...]:
-        """The projection plan of a decision: ``(ref, record key, exact type or None, transform or None)``
-        for each permitted field, in request order (empty when nothing is permitted). A type of None
-        means a set of text (checked by ``runtime.is_str_set``)."""
+    def _plan(self, decision: Decision, partner: str) -> tuple[tuple[str, Any, Any, Any, Any], ...]:
+        """The projection plan of a decision: ``(ref, record key, exact type or None, transform or None,
+        lossless conversion or None)`` for each permitted field, in request order (empty when nothing is
+        permitted). A type of None means a set of text (checked by ``runtime.is_str_set``); the
+        conversion (``runtime.converter``) is tried only on a value that is not of the exact type."""
         catalogue = self.model.catalogue
         plan = []
         for ref, fd in decision.fields.items():
@@ -282,7 +283,7 @@ class Policy:
             elif fd.transform == "pseudonym":
                 transform = self._pseudonym_function(partner, ref)
                 assert transform is not None  # (filter refuses a pseudonym without a key before)
-            plan.append((ref, key, exact, transform))
+            plan.append((ref, key, exact, transform, rt.converter(info.type, self.zone)))
         return tuple(plan)
 
     def _rows(self, check: Any, partner: str, fields: tuple[str, ...], students: Iterable[Any],
@@ -290,7 +291,7 @@ class Policy:
         # Compiled decisions are shared immutable objects, one per outcome: the projection plan
         # is worked out once per decision (keyed by id; the entry holds the decision itself, so
         # its id cannot be reused while the plan is kept).
-        plans: dict[int, tuple[Decision, tuple[tuple[str, Any, Any, Any], ...], bool]] = {}
+        plans: dict[int, tuple[Decision, tuple[tuple[str, Any, Any, Any, Any], ...], bool]] = {}
         as_record, is_str_set = rt.as_record, rt.is_str_set
         for student in students:
             decision = check(student, moment)
@@ -298,7 +299,7 @@ class Policy:
             if entry is None or entry[0] is not decision:
                 plan = self._plan(decision, partner)
                 # simple: exact types only, and no transform can give None on a value of its exact type
-                simple = all(exact is not None and transform in (None, _YEAR) for _, _, exact, transform in plan)
+                simple = all(exact is not None and transform in (None, _YEAR) for _, _, exact, transform, _ in plan)
                 entry = (decision, plan, simple)
                 if len(plans) < _PLAN_LIMIT:
                     plans[id(decision)] = entry
@@ -315,13 +316,17 @@ class Policy:
             get = record.get
             row: dict[str, Any]
             if entry[2]:
-                row = {ref: value if transform is None else transform(value) for ref, key, exact, transform in plan
-                       if type(value := get(key)) is exact}
+                row = {ref: value if transform is None else transform(value)
+                       for ref, key, exact, transform, convert in plan
+                       if type(value := get(key)) is exact or (convert and (value := convert(value)) is not None)}
             else:
                 row = {}
-                for ref, key, exact, transform in plan:
+                for ref, key, exact, transform, convert in plan:
                     value = get(key)
-                    if type(value) is not exact if exact is not None else not is_str_set(value):
+                    if exact is None:
+                        if not is_str_set(value):
+                            continue
+                    elif type(value) is not exact and (convert is None or (value := convert(value)) is None):
                         continue
                     if transform is not None:
                         value = transform(value)

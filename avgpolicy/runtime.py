@@ -44,6 +44,7 @@ import datetime
 import difflib
 import functools
 import os
+import re
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -88,11 +89,26 @@ def age_on(birth: datetime.date, day: datetime.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def age_of(value: Any, day: datetime.date) -> int | None:
-    """The built-in ``age``: whole years from a well-typed birth date, else None (unknown)."""
+def age_of(value: Any, day: datetime.date, zone: ZoneInfo | None = None) -> int | None:
+    """The built-in ``age``: whole years from a birth date (a date, or a datetime read as its
+    date in ``zone``: ``to_date``), else None (unknown)."""
     if type(value) is not _date:
-        return None
+        value = to_date(value, zone)
+        if value is None:
+            return None
     return day.year - value.year - ((day.month, day.day) < (value.month, value.day))
+
+
+def age_function(zone: ZoneInfo | None) -> Any:
+    """``age(value, day)`` for generated code: ``age_of`` with the policy's zone bound (the exact
+    date is tested first, as in ``age_of``; a closure costs no more than a plain function)."""
+    def age(value: Any, day: datetime.date) -> int | None:
+        if type(value) is not _date:
+            value = to_date(value, zone)
+            if value is None:
+                return None
+        return day.year - value.year - ((day.month, day.day) < (value.month, value.day))
+    return age
 
 
 # ---------------------------------------------------------------------------
@@ -119,6 +135,148 @@ def well_typed(value: Any, field_type: str) -> bool:
     if field_type == "set":
         return is_str_set(value)
     return type(value) is _GUARDS.get(field_type)
+
+
+# -- lossless conversions: the slow path, taken only when the exact-type check failed
+#
+# Both engines and filter's generated loop test the exact type first (the hot path, unchanged);
+# only a value that fails it is handed to one of these, which return the value as the exact type
+# when it means the same thing without loss, else None (unknown: denied with missing_attribute).
+# They never raise: the student's own code (``__index__``, ``utcoffset``) runs inside a try.
+
+def to_int(value: Any) -> int | None:
+    """An int field's value from an integral number that is not a bool (a numpy ``int64``, an
+    object whose ``__index__`` gives an int), else None."""
+    if value is None:
+        return None
+    cls = type(value)
+    try:
+        if issubclass(cls, (bool, str, bytes, float, complex)) or cls.__name__ in ("bool_", "bool"):
+            return None  # (numpy's bool_ has an __index__ in old releases: a bool is not a number here)
+        index = getattr(cls, "__index__", None)
+        if index is None:
+            return None
+        result = index(value)  # the type's own __index__, called directly: an exact int or nothing
+    except Exception:
+        return None
+    return result if type(result) is int else None
+
+
+def to_date(value: Any, zone: ZoneInfo | None) -> datetime.date | None:
+    """A date field's value from a ``datetime`` (or subclass: pandas' Timestamp): an aware one is
+    read as its date in the policy's time zone ``zone``, a naive one as its own date; else None."""
+    if value is None:
+        return None
+    try:
+        if not issubclass(type(value), _datetime):
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            return _date(value.year, value.month, value.day)
+        if zone is None:
+            return None
+        local = value.astimezone(zone)
+        if not isinstance(local, _datetime):
+            return None
+        return _date(local.year, local.month, local.day)
+    except Exception:  # a broken tzinfo or datetime subclass, a date past 9999-12-31 in the zone
+        return None
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def to_consent_date(value: Any, zone: ZoneInfo | None) -> datetime.date | None:
+    """A consent's ``given``/``withdrawn`` date from a ``datetime`` (as ``to_date``) or an ISO
+    ``YYYY-MM-DD`` string (exactly that form: not ``20250901``, not a time), else None."""
+    if type(value) is str:
+        if len(value) != 10 or not _ISO_DATE.fullmatch(value):
+            return None
+        try:
+            return _date.fromisoformat(value)
+        except ValueError:  # 2025-02-30, 0000-01-01
+            return None
+    return to_date(value, zone)
+
+
+def converter(field_type: str, zone: ZoneInfo | None) -> Any:
+    """The slow-path conversion of a catalogue type (``value -> value or None``), or None when the
+    type has none (text, bool and set values must be exactly of their type)."""
+    if field_type == "int":
+        return to_int
+    if field_type == "date":
+        return functools.partial(to_date, zone=zone)
+    return None
+
+
+def field_value(value: Any, field_type: str, zone: ZoneInfo | None) -> tuple[bool, Any]:
+    """(known, value) of a student value for a catalogue type: the value itself when it is exactly
+    of the type, the converted value when it converts without loss, else (False, value)."""
+    if field_type == "set":
+        return is_str_set(value), value
+    if type(value) is _GUARDS.get(field_type):
+        return True, value
+    if field_type == "int":
+        converted: Any = to_int(value)
+    elif field_type == "date":
+        converted = to_date(value, zone)
+    else:
+        return False, value
+    return (False, value) if converted is None else (True, converted)
+
+
+#: how a reason names what the policy declares, per catalogue type
+EXPECTED = {"text": "text (a str)", "int": "int (a whole number, not a bool)",
+            "bool": "bool (True or False)", "date": "date (a datetime.date, or a datetime.datetime)",
+            "set": "set (a set, frozenset, list or tuple of str)"}
+_NAME_OF = type.__dict__["__name__"].__get__  # a class's own name: no metaclass property runs
+
+
+def type_name(value: Any) -> str:
+    """The name of a value's type, for a reason (never the value: it may be protected data)."""
+    try:
+        name = _NAME_OF(type(value))
+    except Exception:
+        return "object"
+    if type(name) is not str:
+        return "object"
+    return name if len(name) <= 60 else name[:60] + "..."
+
+
+def received(value: Any, field_type: str) -> str:
+    """What a reason says a student value is, when it is not usable as ``field_type``."""
+    name = type_name(value)
+    try:
+        cls = type(value)
+        if field_type == "set" and cls in SET_TYPES:
+            return f"{name} with an element that is not a str"
+        if field_type == "date" and issubclass(cls, _datetime):
+            return f"{name} whose date cannot be read"
+        if field_type == "int" and not issubclass(cls, bool) and getattr(cls, "__index__", None) is not None:
+            return f"{name} that gives no whole number"
+    except Exception:
+        pass
+    return name
+
+
+def missing_detail(attrs: tuple[str, ...], record: Mapping[Any, Any],
+                   types: Mapping[str, str]) -> tuple[Any, ...]:
+    """The detail of a ``missing_attribute`` reason: per attribute, its name when it is absent or
+    None, else ``(name, what it is, the declared type)`` (a type, never the value). ``types`` maps
+    an attribute to its catalogue type (``date`` when it is not in it: the birth date of ``age``)."""
+    out: list[Any] = []
+    for name in attrs:
+        value = record.get(name)
+        if value is None:
+            out.append(name)
+        else:
+            t = types.get(name, "date")
+            out.append((name, received(value, t), t))
+    return tuple(out)
+
+
+def attribute_types(subject: Mapping[str, FieldInfo]) -> dict[str, str]:
+    """Subject attribute -> catalogue type (what ``missing_detail`` needs)."""
+    return {name: f.type for name, f in subject.items()}
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -333,26 +491,63 @@ _CONSENT_WHY = {
     CONSENT_RECONFIRM: ("consent for topic {t} was given by a parent and the topic needs reconfirmation at 16: "
                         "the student is 16 or older and must give it personally"),
     CONSENT_INVALID: ("the consent for topic {t} is not a Consent or a mapping with 'by' (parent or student), "
-                      "'given' (a date) and 'withdrawn' (a date or None)"),
+                      "'given' (a date, a datetime or an ISO 'YYYY-MM-DD' str) and 'withdrawn' (the same, or None)"),
 }
 
 
-def _consent_parts(entry: Any) -> tuple[str, datetime.date, datetime.date | None] | None:
+#: what a consent's parts must be, for the reasons of an unusable consent
+_GIVEN_EXPECTED = "a date (a datetime.date, a datetime.datetime or an ISO 'YYYY-MM-DD' str)"
+_PARTY_TEXT = ("is a str that is not 'parent' or 'student' (the only spellings: not 'ouder', 'leerling' "
+               "or another language or case)")
+
+
+def _consent_date(m: Mapping[Any, Any], key: str, zone: ZoneInfo | None,
+                  optional: bool) -> tuple[datetime.date | None, str | None]:
+    """(date, None) or (None, what is wrong) for a consent mapping's ``given``/``withdrawn``."""
+    value = m.get(key)
+    if type(value) is _date:
+        return value, None
+    if value is None:
+        return None, None if optional else f"'{key}' is missing or None"
+    day = to_consent_date(value, zone)
+    if day is not None:
+        return day, None
+    what = type_name(value)
+    if type(value) is str:
+        return None, f"'{key}' is a str that is not an ISO date 'YYYY-MM-DD'"
+    if issubclass(type(value), _datetime):
+        return None, f"'{key}' is a {what} whose date cannot be read"
+    return None, f"'{key}' has type {what}, expected {_GIVEN_EXPECTED}" + (" or None" if optional else "")
+
+
+def _consent_parts(entry: Any, zone: ZoneInfo | None) -> tuple[str, datetime.date, datetime.date | None] | str:
+    """(by, given, withdrawn) of a consent entry, or a str saying what is wrong with it (types and
+    expectations only, never a value)."""
     if type(entry) is Consent:
         return entry.by, entry.given, entry.withdrawn
     m = as_record(entry)
     if m is None:
-        return None
-    by, given, withdrawn = m.get("by"), m.get("given"), m.get("withdrawn")
-    if type(by) is not str or by not in ("parent", "student") or type(given) is not _date:
-        return None
-    if withdrawn is not None and type(withdrawn) is not _date:
-        return None
+        return f"the entry has type {type_name(entry)}, expected a Consent or a mapping"
+    by = m.get("by")
+    if type(by) is not str:
+        problem = "'by' is missing or None" if by is None else f"'by' has type {type_name(by)}, expected a str"
+        return problem + ", 'parent' or 'student'"
+    if by not in ("parent", "student"):
+        return "'by' " + _PARTY_TEXT
+    given, problem = _consent_date(m, "given", zone, optional=False)
+    if problem is not None:
+        return problem
+    withdrawn, problem = _consent_date(m, "withdrawn", zone, optional=True)
+    if problem is not None:
+        return problem
+    assert given is not None
     return by, given, withdrawn
 
 
-def consent_status(record: Mapping[Any, Any], topic: str, reconfirm_at_16: bool, day: datetime.date) -> int:
-    """Whether the record holds valid consent for ``topic`` on local ``day`` (a CONSENT_* code)."""
+def consent_status(record: Mapping[Any, Any], topic: str, reconfirm_at_16: bool, day: datetime.date,
+                   zone: ZoneInfo | None = None) -> int:
+    """Whether the record holds valid consent for ``topic`` on local ``day`` (a CONSENT_* code).
+    ``zone`` (the policy's) reads aware datetimes in a consent or the birth date as local dates."""
     consents = record.get("consents")
     if consents is None:
         return CONSENT_NONE
@@ -362,8 +557,8 @@ def consent_status(record: Mapping[Any, Any], topic: str, reconfirm_at_16: bool,
     entry = consents.get(topic)
     if entry is None:
         return CONSENT_NONE
-    parts = _consent_parts(entry)
-    if parts is None:
+    parts = _consent_parts(entry, zone)
+    if type(parts) is str:
         return CONSENT_INVALID
     by, given, withdrawn = parts
     if given > day:
@@ -372,7 +567,9 @@ def consent_status(record: Mapping[Any, Any], topic: str, reconfirm_at_16: bool,
         return CONSENT_WITHDRAWN
     birth = record.get(BIRTHDATE_FIELD)
     if type(birth) is not _date:
-        return CONSENT_NO_BIRTHDATE
+        birth = to_date(birth, zone)
+        if birth is None:
+            return CONSENT_NO_BIRTHDATE
     if by == "parent":
         if age_on(birth, given) >= AGE_OF_CONSENT:
             return CONSENT_PARENT_AFTER_16
@@ -382,6 +579,16 @@ def consent_status(record: Mapping[Any, Any], topic: str, reconfirm_at_16: bool,
     if age_on(birth, given) < AGE_OF_CONSENT:
         return CONSENT_STUDENT_BEFORE_16
     return CONSENT_OK
+
+
+def consent_problem(record: Mapping[Any, Any], topic: str, zone: ZoneInfo | None = None) -> str:
+    """What is wrong with a consent that ``consent_status`` calls CONSENT_INVALID (types, never values)."""
+    consents = as_record(record.get("consents"))
+    if consents is None:
+        return f"the record's 'consents' has type {type_name(record.get('consents'))}, expected a mapping " \
+               "of consent topic to consent"
+    parts = _consent_parts(consents.get(topic), zone)
+    return parts if type(parts) is str else "the consent cannot be read"
 
 
 # ---------------------------------------------------------------------------
@@ -435,12 +642,14 @@ def reason_message(spec: Spec, field: str, partner: str, purpose: str) -> str:
         if detail == (NOT_A_MAPPING,):
             return "the student record is not a mapping"
         if rule is None:  # the only rule-less attribute: the `left` date (spec 7.7)
-            return (f"student attribute {', '.join(detail)} (the date the student left the school) is not a "
-                    "date or None, so whether the student has left cannot be decided")
-        names = ", ".join(detail)
-        what = "forbid" if rule is not None and rule.effect == "forbid" else "permit"
-        return (f"student attribute {names} is missing or ill-typed, so the condition of {what} "
-                f"rule {rule.name if rule else '?'} cannot be decided")
+            entry = detail[0]
+            what = f"has type {entry[1]}, but the policy declares {EXPECTED['date']} or None" \
+                if isinstance(entry, tuple) else "is not a date or None"
+            return (f"student attribute {_entry_name(entry)} (the date the student left the school) {what}, "
+                    "so whether the student has left cannot be decided")
+        what = "forbid" if rule.effect == "forbid" else "permit"
+        return (f"student attribute {'; '.join(_entry_text(e) for e in detail)}, so the condition of {what} "
+                f"rule {rule.name} cannot be decided")
     if code == "permitted":
         assert rule is not None
         transform, covering = detail
@@ -465,11 +674,24 @@ def reason_message(spec: Spec, field: str, partner: str, purpose: str) -> str:
                f"`{condition_text(detail)}` does not hold"
     if code == "no_consent":
         assert rule is not None
-        status, topic = detail
+        status, topic = detail[0], detail[1]
         explicit = " (explicit consent for special category data, GDPR art. 9(2)(a))" \
             if topic == rule.art9_topic and topic != rule.consent_topic else ""
-        return _CONSENT_WHY[status].format(t=topic) + explicit + f" (rule {rule.name})"
+        problem = f": {detail[2]}" if len(detail) > 2 else ""
+        return _CONSENT_WHY[status].format(t=topic) + problem + explicit + f" (rule {rule.name})"
     raise ValueError(f"unknown reason code {code!r}")
+
+
+def _entry_name(entry: Any) -> str:
+    return entry[0] if isinstance(entry, tuple) else entry  # type: ignore[no-any-return]
+
+
+def _entry_text(entry: Any) -> str:
+    """One attribute of a missing_attribute detail (see ``missing_detail``)."""
+    if isinstance(entry, tuple):
+        name, what, t = entry
+        return f"{name} has type {what}, but the policy declares {EXPECTED.get(t, t)}"
+    return f"{entry} is missing or None"
 
 
 def make_reason(spec: Spec, field: str, partner: str, purpose: str) -> Reason:
@@ -539,14 +761,18 @@ def left_applies(model: Any, purpose: str) -> str | None:
     return left  # type: ignore[no-any-return]
 
 
-def left_spec(record: Mapping[Any, Any], left: str, day: datetime.date) -> Spec | None:
+def left_spec(record: Mapping[Any, Any], left: str, day: datetime.date, zone: ZoneInfo | None = None) -> Spec | None:
     """None while the student has not left on ``day`` (absent or None: not left); left_school
-    with the date when it is before ``day``; missing_attribute when the value is ill-typed."""
+    with the date when it is before ``day``; missing_attribute (naming the value's type) when the
+    value is not a date and does not convert to one (``to_date``)."""
     value = record.get(left)
     if value is None:
         return None
     if type(value) is not _date:
-        return ("missing_attribute", None, (left,))
+        converted = to_date(value, zone)
+        if converted is None:
+            return ("missing_attribute", None, ((left, received(value, "date"), "date"),))
+        value = converted
     return ("left_school", None, value) if value < day else None
 
 

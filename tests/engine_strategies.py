@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import numbers
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -374,6 +375,79 @@ class StrSub(str):
     pass
 
 
+class IntLike:
+    """An integral number that is not an int: numpy's ``int64`` without numpy (``__index__``, registered as
+    ``numbers.Integral``). Its ``__eq__`` and ``__hash__`` raise: the engines compare the converted int."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: Any) -> None:
+        self.v = v
+
+    def __index__(self) -> Any:
+        if isinstance(self.v, BaseException):
+            raise self.v
+        return self.v
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("an IntLike was compared")
+
+    def __hash__(self) -> int:
+        raise TypeError("an IntLike was hashed")
+
+    def __repr__(self) -> str:
+        return f"IntLike({self.v!r})"
+
+
+numbers.Integral.register(IntLike)
+
+
+class BrokenZone(dt.tzinfo):
+    """A time zone whose offset raises: an aware datetime in it cannot be read as a date (denied, no raise)."""
+
+    def utcoffset(self, when: Any) -> dt.timedelta:
+        raise RuntimeError("broken tzinfo")
+
+    def dst(self, when: Any) -> dt.timedelta:
+        raise RuntimeError("broken tzinfo")
+
+    def tzname(self, when: Any) -> str:
+        return "broken"
+
+    def __repr__(self) -> str:
+        return "BrokenZone()"
+
+
+class BrokenDatetime(dt.datetime):
+    """A datetime subclass whose ``astimezone`` raises."""
+
+    def astimezone(self, tz: Any = None) -> Any:
+        raise RuntimeError("broken astimezone")
+
+
+def _numpy_ints() -> list[Any]:
+    try:
+        import numpy
+    except ImportError:
+        return []
+    return [numpy.int64(5), numpy.int32(16), numpy.uint8(3), numpy.bool_(True)]
+
+
+AMS = ZoneInfo("Europe/Amsterdam")
+#: values that are not of the exact type: some mean the same without loss (converted, in both engines and
+#: filter), some do not (denied with missing_attribute naming their type); none may make anything raise
+CONVERTIBLE: dict[str, list[Any]] = {
+    "int": [IntLike(5), IntLike(16), IntLike(-1), IntLike(10**30), IntLike(True), IntLike(ValueError("no")),
+            IntLike("5"), *_numpy_ints()],
+    "date": [dt.datetime(2016, 3, 1, 0, 0), dt.datetime(2025, 12, 31, 23, 59), dt.datetime(2016, 2, 29, 23, 30,
+             tzinfo=UTC), dt.datetime(2026, 3, 28, 23, 30, tzinfo=UTC), dt.datetime(2012, 2, 29, 12, 0, tzinfo=AMS),
+             dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+             dt.datetime(2016, 3, 1, tzinfo=BrokenZone()), BrokenDatetime(2016, 3, 1, tzinfo=UTC),
+             BrokenDatetime(2016, 3, 1)],
+    "text": [], "bool": [], "set": [],
+}
+
+
 _SET_VALUES: list[Any] = [set(), {"12AB"}, frozenset({"plusklas", "34CD"}), ["plusklas"], ("12AB", "plusklas"),
                           ["", "34CD"]]
 GOOD: dict[str, list[Any]] = {"text": TEXTS, "int": INTS, "date": DATES, "bool": [True, False], "set": _SET_VALUES}
@@ -390,7 +464,13 @@ MISSING = object()
 @functools.cache
 def field_value(t: str) -> st.SearchStrategy[Any]:
     """One draw: mostly a well-typed value from the pool, sometimes ill-typed, None or missing."""
-    return st.sampled_from([*GOOD[t], *GOOD[t], *BAD[t], None, MISSING])
+    pool = [*GOOD[t], *GOOD[t], *BAD[t], *CONVERTIBLE[t], None, MISSING]
+    # drawn by index: hypothesis hashes sampled_from's elements, and some of these raise when hashed
+    return st.integers(0, len(pool) - 1).map(functools.partial(_pick, tuple(pool)))
+
+
+def _pick(pool: tuple[Any, ...], i: int) -> Any:
+    return pool[i]
 
 
 def _consent_pool() -> list[Any]:
@@ -405,11 +485,28 @@ def _consent_pool() -> list[Any]:
     pool += [1, "yes", {"by": "uncle", "given": D(2025, 9, 1)}, {"by": "parent"},
              {"by": "parent", "given": "2025-01-01"}, {"by": "student", "given": D(2025, 9, 1), "withdrawn": "never"},
              {"by": "parent", "given": dt.datetime(2025, 9, 1, 0, 0)}]
+    # dates as an SIS may give them (ISO strings, datetimes: read as dates), and parties and strings that are not
+    for by in ("parent", "student", "ouder", "leerling", "Parent"):
+        for given in ("2025-09-01", "2012-02-29", "2026-03-29", dt.datetime(2026, 3, 28, 23, 30, tzinfo=UTC),
+                      dt.datetime(2024, 2, 28, 12, 0)):
+            pool.append({"by": by, "given": given})
+            pool.append({"by": by, "given": given, "withdrawn": "2025-10-01"})
+    pool += [{"by": "parent", "given": "20250901"}, {"by": "parent", "given": "2025-9-1"},
+             {"by": "parent", "given": "2025-02-30"}, {"by": "parent", "given": "2025-09-01T00:00"},
+             {"by": "student", "given": D(2025, 9, 1), "withdrawn": dt.datetime(2026, 3, 29, 1, 0, tzinfo=UTC)},
+             {"by": "parent", "given": BrokenDatetime(2025, 9, 1, tzinfo=UTC)}, {"by": None, "given": "2025-09-01"},
+             {"by": 1, "given": D(2025, 9, 1)}, {"given": D(2025, 9, 1)}, {"by": "parent", "given": None}]
     return pool
 
 
 CONSENT_POOL = _consent_pool()
-_consent_entries = st.sampled_from(CONSENT_POOL)
+
+
+def _consent_entry(i: int) -> Any:
+    return CONSENT_POOL[i]
+
+
+_consent_entries = st.integers(0, len(CONSENT_POOL) - 1).map(_consent_entry)  # (a short repr: the pool is long)
 _consent_maps = st.sampled_from([None, "all", ["t1"], MISSING, MISSING])
 _topic_lists = st.lists(st.sampled_from(TOPICS), max_size=2, unique=True)
 _not_mappings = st.sampled_from([None, "student", 5, ["school"]])

@@ -107,8 +107,9 @@ def filter_agrees(policy: avgpolicy.Policy, partner: str, purpose: str, fields: 
             info = policy.model.catalogue.fields.get(ref)
             if not fd.allowed or record is None or info is None:
                 continue
-            value = record.get(info.name if info.dataset == subject else ref)
-            if not rt.well_typed(value, info.type):
+            known, value = rt.field_value(record.get(info.name if info.dataset == subject else ref), info.type,
+                                          policy.zone)
+            if not known:  # (a value that converts without loss is released converted)
                 continue
             if fd.transform == "year":
                 value = ("year", value.year)

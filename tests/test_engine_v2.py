@@ -116,7 +116,9 @@ LEFT_CASES = [
     (OCT, True, ["permitted"]),                      # leaves today: still a student today
     (None, True, ["permitted"]),
     ("2025-09-30", False, ["missing_attribute"]),    # ill-typed: unknown
-    (dt.datetime(2025, 9, 30, 12, 0), False, ["missing_attribute"]),
+    (20250930, False, ["missing_attribute"]),
+    (dt.datetime(2025, 9, 30, 12, 0), False, ["left_school"]),  # a datetime is read as its date
+    (dt.datetime(2025, 10, 1, 0, 0), True, ["permitted"]),
 ]
 
 

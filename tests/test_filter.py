@@ -73,8 +73,11 @@ def test_as_year(policy):
     rows = list(policy.filter("schoolwebsite", "publicatie", ["leerling.foto", "leerling.geboortedatum"], [s],
                               at=OCT))
     assert [{"leerling.foto": "f.jpg", "leerling.geboortedatum": 2012}] == rows
-    s["geboortedatum"] = dt.datetime(2012, 5, 1)  # a datetime is not a date: consent cannot be checked
+    s["geboortedatum"] = "2012-05-01"  # a str is not a date: consent cannot be checked
     assert [] == list(policy.filter("schoolwebsite", "publicatie", ["leerling.geboortedatum"], [s], at=OCT))
+    s["geboortedatum"] = dt.datetime(2012, 5, 1, 23, 30)  # a datetime is read as its date
+    assert [{"leerling.geboortedatum": 2012}] == list(policy.filter("schoolwebsite", "publicatie",
+                                                                    ["leerling.geboortedatum"], [s], at=OCT))
 
 
 def test_other_datasets_are_read_by_full_reference(policy):

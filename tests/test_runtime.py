@@ -30,7 +30,8 @@ def test_age():
     assert 9 == rt.age_on(D(2016, 3, 1), D(2025, 10, 1))
     assert 8 == rt.age_on(D(2016, 10, 2), D(2025, 10, 1))
     assert 9 == rt.age_on(D(2016, 10, 1), D(2025, 10, 1))
-    assert rt.age_of(dt.datetime(2016, 1, 1), D(2025, 1, 1)) is None
+    assert 9 == rt.age_of(dt.datetime(2016, 1, 1), D(2025, 1, 1))  # a datetime is read as its date
+    assert rt.age_of("2016-01-01", D(2025, 1, 1)) is None
     assert rt.age_of(None, D(2025, 1, 1)) is None
     assert -1 == rt.age_of(D(2026, 1, 1), D(2025, 1, 1))
 
