@@ -29,8 +29,9 @@ tree that loads each value once on every path and ends in the reason directly. F
 any other condition E two plain Python boolean expressions are generated:
 T(E) "E is true" and F(E) "E is false" (Kleene logic by duality: T(a and b) =
 T(a) and T(b), F(a and b) = F(a) or F(b), T(not a) = F(a), ...). Every field load
-is guarded by an exact type check, so a missing or ill-typed value makes both T
-and F false: *unknown*. Only on a non-true path is the reason worked out (which
+is guarded by an exact type check (and, only when it fails, for int and date fields,
+a lossless conversion: ``runtime.to_int``/``to_date``), so a missing or ill-typed
+value makes both T and F false: *unknown*. Only on a non-true path is the reason worked out (which
 part failed, which attribute was missing), by generated if-chains mirroring
 ``interpreter.failed_part`` and ``interpreter.unknown_attributes``.
 """
@@ -242,13 +243,29 @@ def _record_guard(not_mapping: ast.stmt) -> ast.If:
 def _typed(bind: ast.NamedExpr, temp: str, ftype: str) -> ast.expr:
     """True when the value ``bind`` loads into ``temp`` is usable as ``ftype``: the exact type check
     (the hot path) ``type(t := ...) is int``, and only when it fails, for a type with a lossless
-    conversion, ``or (t := _cint(t)) is not None`` (``temp`` then holds the converted value)."""
+    conversion, ``or (t is not None and (t := _cint(t)) is not None)`` (``temp`` then holds the
+    converted value)."""
     exact = ast.Compare(left=_call("_type", bind), ops=[ast.Is()], comparators=[_name(_TYPE_NAMES[ftype])])
     convert = _CONVERTERS.get(ftype)
     if convert is None:
         return exact
+    # ``or (t is not None and (t := _cint(t)) is not None)``: a missing value costs no call
+    present = ast.Compare(left=_name(temp), ops=[ast.IsNot()], comparators=[_const(None)])
     converted = ast.NamedExpr(target=_store(temp), value=_call(convert, _name(temp)))
-    return _or([exact, ast.Compare(left=converted, ops=[ast.IsNot()], comparators=[_const(None)])])
+    return _or([exact, _and([present, ast.Compare(left=converted, ops=[ast.IsNot()], comparators=[_const(None)])])])
+
+
+def _typed_missing(sid: int, attrs: tuple[str, ...]) -> ast.expr:
+    """The id of missing_attribute spec ``sid`` naming the types of the values its attributes hold:
+    ``_m if (_m := _mc.get((sid, _id(_type(s.get(a))), ...))) is not None else _miss(sid, s)``. What
+    the reason says depends only on those types, so once a batch has shown a flaw, the next student
+    with the same flaw costs a dict lookup (keyed by the types' ids: hashing an id never runs code;
+    the request keeps the types alive, so an id is never reused)."""
+    key = ast.Tuple(elts=[_const(sid), *(_call("_id", _call("_type", _get(a))) for a in attrs)], ctx=ast.Load())
+    found = ast.Compare(left=ast.NamedExpr(target=_store("_m"), value=ast.Call(
+        func=ast.Attribute(value=_name("_mc"), attr="get", ctx=ast.Load()), args=[key], keywords=[])),
+        ops=[ast.IsNot()], comparators=[_const(None)])
+    return ast.IfExp(test=found, body=_name("_m"), orelse=_call("_miss", _const(sid), _name("s")))
 
 
 def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
@@ -369,8 +386,8 @@ class _Gen:
         if not attrs:  # (an atom over two literals of different types: unknown, naming nothing)
             return self.set_failure(target, spec)
         absent = _and([ast.Compare(left=_get(a), ops=[ast.Is()], comparators=[_const(None)]) for a in attrs])
-        typed = _call("_miss", _const(self.req.spec_id(spec)), _name("s"))
-        return [_if(absent, self.set_failure(target, spec), self.set_failure(target, typed))]
+        return [_if(absent, self.set_failure(target, spec),
+                    self.set_failure(target, _typed_missing(self.req.spec_id(spec), attrs)))]
 
     def false_part(self, e: n.Expr, rule: RuleInfo, target: str) -> list[ast.stmt]:
         if isinstance(e, n.And):
@@ -928,9 +945,11 @@ class _Request:
             "_dict": dict, "_record": rt.as_record, "_age": rt.age_function(zone), "_strset": rt.is_str_set,
             "_consent": rt.consent_status, "_decision": self.lookup, "_zone": zone,
             "_cint": rt.to_int, "_cdate": functools.partial(rt.to_date, zone=zone),
-            "_miss": self.missing_spec, "_cspec": self.consent_spec}
+            "_miss": self.missing_spec, "_cspec": self.consent_spec, "_id": id}
         self.types = rt.attribute_types(model.catalogue.subject_fields)
         self._dynamic: dict[Any, int] = {}
+        self._by_types: dict[Any, int] = {}
+        self.namespace["_mc"] = self._by_types
         self.memo: dict[Any, Decision] = {}
         self.namespace["_memoget"] = self.memo.get
         self._values: dict[int, str] = {}
@@ -1048,10 +1067,20 @@ class _Request:
 
     def missing_spec(self, sid: int, s: dict[Any, Any]) -> int:
         """``_miss``: the missing_attribute spec ``sid`` naming, for each of its attributes the record
-        holds a value for, that value's type and the declared one (``runtime.missing_detail``)."""
-        code, rule, attrs = self.specs[sid]
+        holds a value for, that value's type and the declared one (``runtime.missing_detail``).
+
+        What a reason says of an unusable value depends only on its type, so the answer is kept by
+        (spec, the ids of the values' types) in ``_mc``, where the generated code looks first."""
+        attrs = self.specs[sid][2]
         detail = rt.missing_detail(attrs, s, self.types)
-        return sid if detail == attrs else self.dynamic_spec((sid, detail), (code, rule, detail))
+        found = sid if detail == attrs else self.dynamic_spec((sid, detail), ("missing_attribute", self.specs[sid][1],
+                                                                             detail))
+        if len(self._by_types) < MEMO_LIMIT:  # the generated code looks here first (``_typed_missing``)
+            types = [type(s.get(a)) for a in attrs]
+            with self.lock:
+                self._keep.append(types)  # an id in a key stays this type's while the request lives
+                self._by_types[(sid, *map(id, types))] = found
+        return found
 
     def consent_spec(self, sid: int, s: dict[Any, Any]) -> int:
         """``_cspec``: the no_consent spec ``sid`` (CONSENT_INVALID) saying what is wrong with the consent."""

@@ -8,11 +8,17 @@ easy to get subtly wrong live here once:
 * ``age_on(birth, day)``: whole years on a local date. A 29 February birthday
   counts from 1 March in non-leap years: we compare (month, day) tuples, and
   (2, 28) < (2, 29) <= (3, 1).
-* value guards: a value is well-typed only if its type is exactly the declared
-  one (``bool`` is not an ``int``, a ``datetime`` is not a ``date``, a ``str``
-  subclass is not text); a ``set`` value is a set/frozenset/list/tuple of exact
-  ``str``. Ill-typed values count as missing (*unknown* in conditions), so no
-  user code (``__eq__``, ``__hash__``) ever runs on student data.
+* value guards: a value is well-typed if its type is exactly the declared one
+  (``bool`` is not an ``int``, a ``str`` subclass is not text); a ``set`` value
+  is a set/frozenset/list/tuple of exact ``str``. Only when that check fails, a
+  value that means the same without loss is converted (``to_int``: an integral
+  number that is not a bool; ``to_date``: a ``datetime``, aware ones read in the
+  policy's zone; ``to_consent_date``: also an ISO ``YYYY-MM-DD`` str) and the
+  converted exact ``int``/``date`` is used. Anything else counts as missing
+  (*unknown* in conditions), and its reason names its type (``missing_detail``).
+  Comparisons only see exact values, so no user code (``__eq__``, ``__hash__``)
+  ever runs on student data; a conversion runs the value's own ``__index__`` /
+  ``utcoffset`` / ``astimezone`` inside a guard, and never raises.
 * ``consent_status``: spec section 4, returning one of the ``CONSENT_*`` codes.
 * reason specs: both engines describe a field's outcome as a tuple of specs
   ``(code, rule, detail)``; ``field_decision`` turns them into a FieldDecision with
@@ -144,12 +150,17 @@ def well_typed(value: Any, field_type: str) -> bool:
 # when it means the same thing without loss, else None (unknown: denied with missing_attribute).
 # They never raise: the student's own code (``__index__``, ``utcoffset``) runs inside a try.
 
+#: exact types that are never an integral number (rejected without looking further)
+_NOT_INTEGRAL = frozenset({type(None), str, bytes, bool, float, complex, _date, _datetime, list, tuple, dict, set,
+                           frozenset})
+
+
 def to_int(value: Any) -> int | None:
     """An int field's value from an integral number that is not a bool (a numpy ``int64``, an
     object whose ``__index__`` gives an int), else None."""
-    if value is None:
-        return None
     cls = type(value)
+    if cls in _NOT_INTEGRAL:
+        return None
     try:
         if issubclass(cls, (bool, str, bytes, float, complex)) or cls.__name__ in ("bool_", "bool"):
             return None  # (numpy's bool_ has an __index__ in old releases: a bool is not a number here)
@@ -165,10 +176,11 @@ def to_int(value: Any) -> int | None:
 def to_date(value: Any, zone: ZoneInfo | None) -> datetime.date | None:
     """A date field's value from a ``datetime`` (or subclass: pandas' Timestamp): an aware one is
     read as its date in the policy's time zone ``zone``, a naive one as its own date; else None."""
-    if value is None:
+    cls = type(value)
+    if cls in _NOT_INTEGRAL and cls is not _datetime:  # (the common wrong types: no datetime)
         return None
     try:
-        if not issubclass(type(value), _datetime):
+        if not issubclass(cls, _datetime):
             return None
         if value.tzinfo is None or value.utcoffset() is None:
             return _date(value.year, value.month, value.day)
