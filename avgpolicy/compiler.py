@@ -1089,8 +1089,8 @@ class _Request:
         return self.dynamic_spec((sid, problem), (code, rule, (status, topic, problem)))
 
     def left_spec(self, day: datetime.date) -> int:
-        """The spec id of ``left_school`` naming ``day`` (registered on first use; a student's date
-        is run-time data, so these are the only specs added after code generation)."""
+        """The spec id of ``left_school`` naming ``day`` (registered on first use: a student's date
+        is run-time data, like the types ``missing_spec`` and the problems ``consent_spec`` name)."""
         sid = self._left_specs.get(day)
         if sid is None:
             with self.lock:
