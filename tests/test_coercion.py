@@ -450,3 +450,14 @@ def test_the_exact_type_never_calls_a_conversion(policy, monkeypatch) -> None:
     assert [] == calls
     policy.decide("p", "u", FIELDS, good(leerjaar=IntLike(5)), at=AT)
     assert "to_int" in calls
+
+
+def test_a_filter_report_counts_who_was_left_out_and_why(policy) -> None:
+    """One pass: converted values are sent, the rest counted with their reason codes."""
+    batch = [good(), good(leerjaar=IntLike(5)), good(leerjaar="5"), good(leerjaar=None), good(id=12),
+             good(leerjaar=IntLike(2))]
+    report = FilterReport()
+    rows = list(policy.filter("p", "u", ["leerling.leerjaar", "leerling.id"], batch, at=AT, report=report))
+    assert [{"leerling.leerjaar": 5, "leerling.id": "s1"}] * 2 + [{"leerling.leerjaar": 5}] == rows
+    assert (3, 3) == (report.sent, report.left_out)
+    assert {"missing_attribute": 2, "not_in_subset": 1} == dict(report.left_out_reasons)
