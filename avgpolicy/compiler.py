@@ -255,19 +255,6 @@ def _typed(bind: ast.NamedExpr, temp: str, ftype: str) -> ast.expr:
     return _or([exact, _and([present, ast.Compare(left=converted, ops=[ast.IsNot()], comparators=[_const(None)])])])
 
 
-def _typed_missing(sid: int, attrs: tuple[str, ...]) -> ast.expr:
-    """The id of missing_attribute spec ``sid`` naming the types of the values its attributes hold:
-    ``_m if (_m := _mc.get((sid, _id(_type(s.get(a))), ...))) is not None else _miss(sid, s)``. What
-    the reason says depends only on those types, so once a batch has shown a flaw, the next student
-    with the same flaw costs a dict lookup (keyed by the types' ids: hashing an id never runs code;
-    the request keeps the types alive, so an id is never reused)."""
-    key = ast.Tuple(elts=[_const(sid), *(_call("_id", _call("_type", _get(a))) for a in attrs)], ctx=ast.Load())
-    found = ast.Compare(left=ast.NamedExpr(target=_store("_m"), value=ast.Call(
-        func=ast.Attribute(value=_name("_mc"), attr="get", ctx=ast.Load()), args=[key], keywords=[])),
-        ops=[ast.IsNot()], comparators=[_const(None)])
-    return ast.IfExp(test=found, body=_name("_m"), orelse=_call("_miss", _const(sid), _name("s")))
-
-
 def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
     """``if a: ... elif b: ... else: last``."""
     out = last
@@ -386,8 +373,11 @@ class _Gen:
         if not attrs:  # (an atom over two literals of different types: unknown, naming nothing)
             return self.set_failure(target, spec)
         absent = _and([ast.Compare(left=_get(a), ops=[ast.Is()], comparators=[_const(None)]) for a in attrs])
-        return [_if(absent, self.set_failure(target, spec),
-                    self.set_failure(target, _typed_missing(self.req.spec_id(spec), attrs)))]
+        static = self.set_failure(target, spec)
+        typed = self.set_failure(target, _call("_miss", _const(self.req.spec_id(spec)), _name("s")))
+        if len(static) == len(typed) == 1 and isinstance(static[0], ast.Assign) and isinstance(typed[0], ast.Assign):
+            return [_assign(target, ast.IfExp(test=absent, body=static[0].value, orelse=typed[0].value))]
+        return [_if(absent, static, typed)]
 
     def false_part(self, e: n.Expr, rule: RuleInfo, target: str) -> list[ast.stmt]:
         if isinstance(e, n.And):
@@ -710,6 +700,8 @@ class _Gen:
                                                            for o in outcome.outcomes):
                         return [ast.Return(value=_memoised(ast.Subscript(value=_name(req.value(outcome.outcomes)),
                                                                          slice=outcome.index, ctx=ast.Load())))]
+                    if isinstance(outcome, ast.Tuple):  # names run-time specs (a type, a date): rare, kept short
+                        return [ast.Return(value=_call("_decision", outcome))]
                     if isinstance(outcome, _Table):
                         table = tuple(None if o is None else req.decision(o) for o in outcome.outcomes)
                         return [ast.Return(value=ast.Subscript(value=_name(req.value(table)), slice=outcome.index,
@@ -945,11 +937,10 @@ class _Request:
             "_dict": dict, "_record": rt.as_record, "_age": rt.age_function(zone), "_strset": rt.is_str_set,
             "_consent": rt.consent_status, "_decision": self.lookup, "_zone": zone,
             "_cint": rt.to_int, "_cdate": functools.partial(rt.to_date, zone=zone),
-            "_miss": self.missing_spec, "_cspec": self.consent_spec, "_id": id}
+            "_miss": self.missing_spec, "_cspec": self.consent_spec}
         self.types = rt.attribute_types(model.catalogue.subject_fields)
         self._dynamic: dict[Any, int] = {}
         self._by_types: dict[Any, int] = {}
-        self.namespace["_mc"] = self._by_types
         self.memo: dict[Any, Decision] = {}
         self.namespace["_memoget"] = self.memo.get
         self._values: dict[int, str] = {}
@@ -1070,16 +1061,22 @@ class _Request:
         holds a value for, that value's type and the declared one (``runtime.missing_detail``).
 
         What a reason says of an unusable value depends only on its type, so the answer is kept by
-        (spec, the ids of the values' types) in ``_mc``, where the generated code looks first."""
+        (spec, the ids of the values' types; hashing an id runs no code of the student's, and the
+        request keeps the types alive, so an id is never reused): a batch with the same flaw over
+        and over pays one dict lookup per student."""
         attrs = self.specs[sid][2]
+        get = s.get
+        key = (sid, id(type(get(attrs[0])))) if len(attrs) == 1 else (sid, *[id(type(get(a))) for a in attrs])
+        found = self._by_types.get(key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
         detail = rt.missing_detail(attrs, s, self.types)
         found = sid if detail == attrs else self.dynamic_spec((sid, detail), ("missing_attribute", self.specs[sid][1],
                                                                              detail))
-        if len(self._by_types) < MEMO_LIMIT:  # the generated code looks here first (``_typed_missing``)
-            types = [type(s.get(a)) for a in attrs]
+        if len(self._by_types) < MEMO_LIMIT:
             with self.lock:
-                self._keep.append(types)  # an id in a key stays this type's while the request lives
-                self._by_types[(sid, *map(id, types))] = found
+                self._keep.append([type(get(a)) for a in attrs])  # the ids in the key stay these types'
+                self._by_types[key] = found
         return found
 
     def consent_spec(self, sid: int, s: dict[Any, Any]) -> int:
