@@ -255,6 +255,13 @@ def _typed(bind: ast.NamedExpr, temp: str, ftype: str) -> ast.expr:
     return _or([exact, _and([present, ast.Compare(left=converted, ops=[ast.IsNot()], comparators=[_const(None)])])])
 
 
+def _names_types(outcome: ast.Tuple) -> bool:
+    """Whether an outcome holds a spec naming what a value is (``_miss``, ``_cspec``): an ill-typed
+    value's outcome, rare enough to go through ``_decision`` in short code."""
+    return any(isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id in ("_miss", "_cspec")
+               for e in outcome.elts)
+
+
 def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
     """``if a: ... elif b: ... else: last``."""
     out = last
@@ -700,7 +707,7 @@ class _Gen:
                                                            for o in outcome.outcomes):
                         return [ast.Return(value=_memoised(ast.Subscript(value=_name(req.value(outcome.outcomes)),
                                                                          slice=outcome.index, ctx=ast.Load())))]
-                    if isinstance(outcome, ast.Tuple):  # names run-time specs (a type, a date): rare, kept short
+                    if isinstance(outcome, ast.Tuple) and _names_types(outcome):  # rare: kept short
                         return [ast.Return(value=_call("_decision", outcome))]
                     if isinstance(outcome, _Table):
                         table = tuple(None if o is None else req.decision(o) for o in outcome.outcomes)
