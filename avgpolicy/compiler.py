@@ -255,11 +255,11 @@ def _typed(bind: ast.NamedExpr, temp: str, ftype: str) -> ast.expr:
     return _or([exact, _and([present, ast.Compare(left=converted, ops=[ast.IsNot()], comparators=[_const(None)])])])
 
 
-def _names_types(outcome: ast.Tuple) -> bool:
+def _names_types(outcome: ast.expr) -> bool:
     """Whether an outcome holds a spec naming what a value is (``_miss``, ``_cspec``): an ill-typed
     value's outcome, rare enough to go through ``_decision`` in short code."""
     return any(isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id in ("_miss", "_cspec")
-               for e in outcome.elts)
+               for e in ast.walk(outcome))
 
 
 def _chain(branches: list[tuple[ast.expr, list[ast.stmt]]], last: list[ast.stmt]) -> list[ast.stmt]:
@@ -620,8 +620,7 @@ class _Gen:
             a spec id, or an expression giving one at run time); None otherwise."""
             if later_static and dynamic is None:
                 if isinstance(spec_id, ast.expr):
-                    return emit(ast.Tuple(elts=[*map(_const, failures), spec_id, *map(_const, suffix)],
-                                          ctx=ast.Load()))
+                    return emit(req.around(failures, spec_id, suffix))
                 return emit((*failures, spec_id, *suffix))
             return None
 
@@ -641,8 +640,7 @@ class _Gen:
                 failed = emit(_Table(tuple(None if c in valid else (*failures, x, *suffix)
                                            for c, x in zip(rt.CONSENT_STATUSES, no_consent, strict=True)),
                                      _name("_c")))
-                unusable = emit(ast.Tuple(elts=[*map(_const, failures), invalid, *map(_const, suffix)],
-                                          ctx=ast.Load()))
+                unusable = emit(req.around(failures, invalid, suffix))
             else:
                 failed = [_assign("_x", ast.Subscript(value=_const(tuple(no_consent)), slice=_name("_c"),
                                                      ctx=ast.Load()))]
@@ -707,7 +705,7 @@ class _Gen:
                                                            for o in outcome.outcomes):
                         return [ast.Return(value=_memoised(ast.Subscript(value=_name(req.value(outcome.outcomes)),
                                                                          slice=outcome.index, ctx=ast.Load())))]
-                    if isinstance(outcome, ast.Tuple) and _names_types(outcome):  # rare: kept short
+                    if isinstance(outcome, ast.expr) and _names_types(outcome):  # rare: kept short
                         return [ast.Return(value=_call("_decision", outcome))]
                     if isinstance(outcome, _Table):
                         table = tuple(None if o is None else req.decision(o) for o in outcome.outcomes)
@@ -1054,6 +1052,20 @@ class _Request:
             sid = self._spec_ids[key] = len(self.specs)
             self.specs.append(spec)
         return sid
+
+    def around(self, before: tuple[int, ...], sid: ast.expr, after: tuple[int, ...]) -> ast.expr:
+        """An outcome whose one run-time spec id ``sid`` sits between static ones: ``before + (sid,) +
+        after``, a long static part as a name (no ast node per spec id)."""
+        out: ast.expr = ast.Tuple(elts=[sid], ctx=ast.Load())
+        if before:
+            out = ast.BinOp(left=self.ids(before), op=ast.Add(), right=out)
+        if after:
+            out = ast.BinOp(left=out, op=ast.Add(), right=self.ids(after))
+        return out
+
+    def ids(self, ids: tuple[int, ...]) -> ast.expr:
+        """Spec ids in the code: a constant tuple, or a name when long."""
+        return _const(ids) if len(ids) <= PREBUILT_SPECS else _name(self.value(ids))
 
     def dynamic_spec(self, key: Any, spec: rt.Spec) -> int:
         """The id of a spec made at run time from the student's data (registered on first use)."""
