@@ -713,3 +713,28 @@ def test_a_student_sent_twice_in_one_export_is_listed_twice(tmp_path: Path) -> N
     record, rows = run_export(pol, ExportLog(tmp_path / "x.sqlite"), [a, b, a])
     assert 3 == len(rows) == record.students
     assert [a["id"], b["id"], a["id"]] == list(record.keys)
+
+
+def test_an_integral_key_that_filter_reads_as_int_is_recorded_as_that_int(tmp_path):
+    """A numpy-like integral student id in an int key field: filter releases the student (issue 16
+    item 2), so the export sends and records it, as the exact int; a bool or a float is still left out."""
+    import numbers
+
+    class Int64:  # what numpy.int64 looks like to avgpolicy: an integral number with __index__
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+        def __index__(self) -> int:
+            return self.v
+
+    numbers.Integral.register(Int64)
+    text = POLICY_TEXT.replace("    id             text  personal", "    id             int   personal")
+    assert text != POLICY_TEXT
+    p = avgpolicy.loads(text, pseudonym_key=b"k" * 32)
+    students = [dict(s, id=key, leerjaar=5) for s, key in zip(planted_students(3), [Int64(7), True, 8.0], strict=True)]
+    with avgpolicy.ExportLog(tmp_path / "log.sqlite") as log:
+        with p.export("snappet", "leermiddelen", FIELDS, at=AT, actor="t", channel="test", log=log) as export:
+            sent = list(export.rows(students))
+        record = export.record
+        assert (1, [7]) == (len(sent), list(record.keys))
+        assert 2 == record.left_out

@@ -1000,3 +1000,17 @@ def test_serve_binds_loopback_by_default() -> None:
 
     args = build_parser().parse_args(["serve", "policies"])
     assert ("127.0.0.1", 8181) == (args.host, args.port)
+
+
+def test_consent_dates_over_http_are_read_exactly_as_the_python_api_reads_them(policy: avgpolicy.Policy) -> None:
+    """Only YYYY-MM-DD is a consent date (date.fromisoformat alone also takes 20250901 and 2025-W36-1)."""
+    from avgpolicy.decision import Consent
+    from avgpolicy.server.shapes import student_record
+
+    def consent(given: str) -> Any:
+        record = student_record({"consents": {"beeldmateriaal": {"by": "parent", "given": given}}}, policy, "/r")
+        return record["consents"]["beeldmateriaal"]
+
+    assert Consent(by="parent", given=datetime.date(2025, 9, 1), withdrawn=None) == consent("2025-09-01")
+    for loose in ("20250901", "2025-W36-1", "2025-09-01T00:00", "２０２５-09-01"):
+        assert not isinstance(consent(loose), Consent), loose

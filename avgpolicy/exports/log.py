@@ -322,6 +322,19 @@ def _key_field(policy: Policy) -> tuple[str, str]:
     return name, subject[name].type
 
 
+def _integral_key(value: Any) -> int | None:
+    """An int key from an integral number that is not a bool (a numpy int64, say), as ``filter`` reads an
+    int field; None when it is not one (the student is then left out of the export, never sent)."""
+    cls = type(value)
+    try:
+        if value is None or issubclass(cls, (bool, str, bytes, float, complex)) or cls.__name__ in ("bool_", "bool"):
+            return None
+        out = cls.__index__(value)  # the type's own __index__: an exact int or nothing
+    except Exception:
+        return None
+    return out if type(out) is int else None
+
+
 def _why_no_key(student: Any, name: str, types: tuple[type, ...]) -> str:
     """Why a student's key is not usable (for the record's count of students left out)."""
     try:
@@ -478,8 +491,10 @@ class Export:
                     k = s.get(name) if type(s) is dict else _read_key(s, name)
                     t = type(k)
                     if not ((accept_str and k and not k.isspace()) if t is str else (t is int and accept_int)):
-                        left[_why_no_key(s, name, types)] += 1
-                        continue
+                        k = _integral_key(k) if accept_int else None
+                        if k is None:
+                            left[_why_no_key(s, name, types)] += 1
+                            continue
                     if unseen and not unseen.isdisjoint(row) and not first(s, row):
                         continue
                     sent(k)
@@ -501,8 +516,10 @@ class Export:
                 k = s.get(name) if type(s) is dict else _read_key(s, name)
                 t = type(k)
                 if not ((accept_str and k and not k.isspace()) if t is str else (t is int and accept_int)):
-                    left[_why_no_key(s, name, types)] += 1
-                    continue
+                    k = _integral_key(k) if accept_int else None
+                    if k is None:
+                        left[_why_no_key(s, name, types)] += 1
+                        continue
                 if unseen and not unseen.isdisjoint(row) and not first(s, row):
                     continue
                 sent(k)

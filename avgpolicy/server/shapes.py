@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -148,15 +149,26 @@ def key_field(policy: Policy) -> str | None:
     return _catalogue(policy)[1]
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+def _iso_date(value: Any) -> datetime.date:
+    """Exactly ``YYYY-MM-DD``, as the Python API reads a consent date (``date.fromisoformat`` alone also
+    takes ``20250901`` and week dates); else ValueError (the consent is passed on and denied)."""
+    if type(value) is not str or not _ISO_DATE.fullmatch(value):
+        raise ValueError(value)
+    return datetime.date.fromisoformat(value)
+
+
 def _consent(value: Any) -> Any:
     from ..decision import Consent
 
     if not isinstance(value, dict):
         return value
     try:
-        given = datetime.date.fromisoformat(value["given"])
+        given = _iso_date(value["given"])
         withdrawn = value.get("withdrawn")
-        withdrawn = datetime.date.fromisoformat(withdrawn) if withdrawn is not None else None
+        withdrawn = _iso_date(withdrawn) if withdrawn is not None else None
         return Consent(by=value["by"], given=given, withdrawn=withdrawn)
     except (KeyError, TypeError, ValueError):
         return value  # passed on as written: an invalid consent is denied with a reason
