@@ -659,6 +659,21 @@ def run_demo(*, students: int = 5000, seed: int = 2025, at: Any = None, out: Tex
     return demo
 
 
+_TRANSFORM_WORDS = {"pseudonym": "as a pseudonym", "year": "only the year"}
+
+
+def _field_words(model: Any, partner: str, purpose: str, ref: str, subject: str) -> str:
+    """A field as the summary names it: the student's own by name, others as dataset.field, with the
+    transform the permits apply ("id (as a pseudonym)"), so nobody reads that the raw value goes out."""
+    name = ref.split(".", 1)[1] if ref.startswith(subject + ".") else ref
+    transforms = {g.transform for r in model.rules if r.effect == "permit" and r.partners.matches(partner)
+                  and r.purposes.matches(purpose) for g in [r.grant_for(ref)] if g is not None}
+    words = [_TRANSFORM_WORDS[t] for t in sorted(t for t in transforms if t)]
+    if not words:
+        return name
+    return f"{name} ({', '.join(words)}{' for some' if None in transforms else ''})"
+
+
 def plain_summary(demo: DemoResult, policy: Policy) -> list[str]:
     """Which partner gets which data about how many students, and why not the others: in words."""
     m = policy.model
@@ -672,7 +687,7 @@ def plain_summary(demo: DemoResult, policy: Policy) -> list[str]:
             lines.append(f"  {who} receives nothing for {why}.")
         else:
             subject = m.catalogue.subject  # the student's own fields by name, other datasets' as dataset.field
-            names = ", ".join(sorted(f.split(".", 1)[1] if f.startswith(subject + ".") else f
+            names = ", ".join(sorted(_field_words(m, r.feed.partner, r.feed.purpose, f, subject)
                                      for f in r.fields_shared))
             lines.append(f"  {who} receives {names} about {r.students_shared:,} of {demo.students:,} students, "
                          f"for {why}.")

@@ -299,3 +299,14 @@ def test_a_policy_without_a_key_field_runs_without_an_export_log(tmp_path: Path)
     assert demo.feeds[0].students_shared > 0  # sent with filter
     assert "No export log: the catalogue has no key field" in out.getvalue()
     assert not (tmp_path / "out" / "exports.sqlite").exists()
+
+
+def test_the_summary_says_which_fields_go_as_a_pseudonym_or_only_the_year(
+        full_demo: tuple[Path, DemoResult, str]) -> None:
+    """'receives id' would tell a school the raw student number goes out; the permits send a pseudonym."""
+    _, _, out = full_demo
+    summary = out[out.index("What goes where:"):out.index("For developers")] if "For developers" in out else out
+    lines = {line.split("(")[1].split(")")[0]: line for line in summary.splitlines() if " receives " in line}
+    assert "id (as a pseudonym)" in lines["snappet"] and "id," not in lines["snappet"].replace("eckid,", "")
+    assert "geboortedatum (only the year)" in lines["uu_onderzoek"]
+    assert "roepnaam" in lines["snappet"] and "roepnaam (" not in lines["snappet"]
