@@ -405,6 +405,7 @@ class Export:
         self._drawn = 0  # students filter read (sent, left out for their key, or not released)
         self._reports: list[Any] = []  # FilterReports
         self._active: list[Iterator[Any]] = []
+        self._unknown_drawn = False  # a plan fed rows: the students its query did not return are not counted
         self._state = "new"
         # What granted each field sent. A field that only one permit names is granted by it to every
         # student it is sent about in this export (one decision moment: one basis, law, agreement in
@@ -546,6 +547,83 @@ class Export:
         self._unseen -= new
         return True
 
+    # -- a bulk feed from SQL: ``plan.run(connection, ..., export=export)`` ------------------
+
+    def _plan_key(self, plan: Any) -> str:
+        """The key field's reference for ``plan.run(..., export=self)``, after checking that the
+        export is open and that the plan is this export's request (ValueError naming what differs)."""
+        if self._state != "open":
+            raise ValueError(f"the export is {self._state}, not open: plan.run(..., export=export) is used inside "
+                             "`with policy.export(...) as export:` (the record is written before any row is released)")
+        from ..runtime import local_day
+
+        day = local_day(self.at, self.policy.zone)
+        fields = tuple(dict.fromkeys(self.fields))
+        differs = [f"{what}: plan {mine!r}, export {theirs!r}" for what, mine, theirs in (
+            ("partner", plan.partner, self.partner), ("purpose", plan.purpose, self.purpose),
+            ("fields", list(plan.fields), list(fields)), ("decision day", plan.day, day)) if mine != theirs]
+        if plan.policy is not self.policy:
+            differs.insert(0, "policy: the plan was made by another Policy object")
+        if differs:
+            raise ValueError("the plan is not this export's request (" + "; ".join(differs) + ")")
+        if self._sole is None:
+            permits = permits_by_field(self.policy, self.partner, self.purpose, self.fields)
+            field = next(f for f, names in permits.items() if len(names) > 1)
+            raise ValueError(f"several permits grant {field} ({', '.join(permits[field])}): the grant may differ "
+                             "per student, which the query does not return: use export.rows")
+        for fp in plan.field_plans:
+            rules = {b.rule for b in fp.branches} if not fp.never else set()
+            if not rules <= {self._sole.get(fp.ref)}:  # the planner and permits_by_field disagree
+                raise ValueError(f"the plan grants {fp.ref} by {sorted(rules)}, not by {self._sole.get(fp.ref)}")
+        return f"{self.policy.model.catalogue.subject}.{self.key_field}"
+
+    def _plan_rows(self, plan: Any, keys: Sequence[Any], rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Record the rows of a plan's query (one key per fetched row, ``rows`` aligned with them, an
+        empty dict for a row with nothing to send) as ``export.rows`` records filter's, and return
+        the rows to send: those with something to send and a usable key."""
+        if self._state != "open":
+            raise ExportLogError("the export was closed while its query ran: nothing is released")
+        name, types = self.key_field, self._key_types
+        accept_str, accept_int = str in types, int in types
+        out: list[dict[str, Any]] = []
+        sent: list[Any] = []
+        left: Counter[str] = Counter()
+        for k, row in zip(keys, rows, strict=True):
+            if not row:
+                continue  # nothing to send (a pseudonym that came out None): not released
+            t = type(k)
+            if not ((accept_str and k and not k.isspace()) if t is str else (t is int and accept_int)):
+                raw, k = k, _integral_key(k) if accept_int else None
+                if k is None:
+                    left[_why_no_key({name: raw}, name, types)] += 1
+                    continue
+            sent.append(k)
+            out.append(row)
+        new = {f for row in out for f in row} & self._unseen
+        grants = {ref: self._sole_grant(ref, plan.day) for ref in new}  # ValueError: nothing recorded or sent
+        for ref, grant in grants.items():
+            self._grants.setdefault(ref, set()).add(grant)
+        self._unseen -= new
+        self._left_out.update(left)
+        self._keys.extend(sent)
+        self._drawn += len(keys)
+        self._unknown_drawn = True  # the students the query did not return were never drawn
+        return out
+
+    def _sole_grant(self, ref: str, day: datetime.date) -> tuple[Any, ...]:
+        """What grants ``ref`` in this export, from its one permit's RuleInfo and the agreement in
+        force on ``day`` (as the engine fills FieldDecision's rule, basis, law, agreement, transform)."""
+        from ..runtime import agreement_check, basis_text
+
+        assert self._sole is not None
+        rule = next(r for r in self.policy.model.rules if r.name == self._sole[ref])
+        grant = rule.grant_for(ref)
+        failure, covering = agreement_check(self.policy.model, self.partner, self.purpose, ref, day)
+        if grant is None or failure is not None:  # the query released what the engine would not: fail closed
+            raise ValueError(f"the query released {ref}, which {rule.name} does not grant on {day}: "
+                             "nothing was sent; use export.rows")
+        return (rule.name, basis_text(rule), rule.law, covering[0].reference if covering else None, grant.transform)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._state != "open":
             return
@@ -568,7 +646,7 @@ class Export:
         left_out = sum(self._left_out.values())
         body = {
             "students": len(keys), "left_out": left_out, "left_out_reasons": dict(sorted(self._left_out.items())),
-            "not_released": self._drawn - len(keys) - left_out,
+            "not_released": None if self._unknown_drawn else self._drawn - len(keys) - left_out,
             "not_released_reasons": dict(sorted(why_not.items())),
             "grants": {f: [Grant(*g).to_dict() for g in sorted(grants[f], key=_sort_key)]
                        for f in self.fields if f in grants},

@@ -20,6 +20,7 @@ from .planner import FieldPlan, plan_fields
 from .render import CONSENT, DIALECTS, STUDENT, ConsentTable, Output, Renderer
 
 if TYPE_CHECKING:
+    from ..exports.log import Export
     from ..policy import Policy
 
 KINDS = ("all", "none", "conditional")
@@ -156,9 +157,15 @@ class Plan:
     # -- running ---------------------------------------------------------------
 
     def run(self, connection: Any, *, table: str | Sequence[str], columns: Columns | None = None,
-            consents: Consents = None, dialect: str | None = None) -> list[dict[str, Any]]:
+            consents: Consents = None, dialect: str | None = None, export: Export | None = None
+            ) -> list[dict[str, Any]]:
         """Exactly the rows ``filter`` gives for the table's students: fields as requested, transforms
         applied, a row only for a student with at least one released value.
+
+        ``export``: an open ``policy.export(...)`` for the same request and decision day (else
+        ValueError). The query then also selects the student's key column, which the export records
+        as ``export.rows`` does (a row whose key is NULL or unusable is withheld and counted in
+        ``left_out``); the key is never added to a row the caller did not ask for it in.
 
         ``connection``: a duckdb or sqlite3 connection, a psycopg connection or a SparkSession
         (``dialect`` is worked out from it unless given). On DuckDB, PostgreSQL and Spark the types of
@@ -170,16 +177,27 @@ class Plan:
             if needing:
                 raise ValueError(f"{needing[0]} is permitted `as pseudonym` to {self.partner}: load the policy "
                                  "with pseudonym_key=... to filter it")
+        key_ref = None if export is None else export._plan_key(self)  # ValueError before any query
         dialect = dialect or dialect_of(connection)
         if self.kind == "none":
             return []
         renderer, query, outputs = self._render(dialect, table, columns, consents, inline=False)
         name = table if isinstance(table, str) else tuple(table)
         check_columns(connection, renderer, name)
+        if export is None:
+            fetched = execute(connection, dialect, query.sql(dialect=dialect), renderer.params)
+            return self._rows(fetched, outputs, dialect)
+        assert key_ref is not None
+        _select_key(query, renderer, self._columns(columns)[key_ref])
         fetched = execute(connection, dialect, query.sql(dialect=dialect), renderer.params)
-        return self._rows(fetched, outputs, dialect)
+        keys = [row[-1] for row in fetched]
+        rows = self._rows([tuple(row)[:-1] for row in fetched], outputs, dialect, aligned=True)
+        return export._plan_rows(self, keys, rows)
 
-    def _rows(self, fetched: Any, outputs: list[Output], dialect: str) -> list[dict[str, Any]]:
+    def _rows(self, fetched: Any, outputs: list[Output], dialect: str,
+              aligned: bool = False) -> list[dict[str, Any]]:
+        """``filter``'s rows from the fetched tuples; ``aligned``: one entry per fetched tuple, an
+        empty dict for a tuple with nothing to send (so that the key column still matches)."""
         refs = [o.ref for o in outputs]
         converters: list[Any] = [None] * len(outputs)
         for i, o in enumerate(outputs):
@@ -190,7 +208,7 @@ class Plan:
                 pseudonym = self.policy._pseudonym_function(self.partner, o.ref)
                 convert = pseudonym if convert is None else _chain(convert, pseudonym)
             converters[i] = convert
-        if dialect != "spark" and len(set(refs)) == len(refs) and not any(converters):
+        if not aligned and dialect != "spark" and len(set(refs)) == len(refs) and not any(converters):
             # one comprehension (the query keeps only rows with a value to send; ``if out`` is a guard)
             rows = ({ref: v for ref, v in zip(refs, row, strict=True) if v is not None} for row in fetched)
             return [out for out in rows if out]
@@ -207,9 +225,23 @@ class Plan:
                     if v is None:
                         continue
                 out[ref] = v
-            if out:
+            if out or aligned:
                 append(out)
         return result
+
+
+def _select_key(query: Any, renderer: Renderer, column: str) -> None:
+    """Add the student table's key ``column`` as the query's last column (for an export's record):
+    in the query itself, or in its inner query and then the outer one when it has that shape."""
+    from sqlglot import exp
+    source = query.args.get("from_") or query.args.get("from")
+    inner = source.this if source is not None else None
+    if isinstance(inner, exp.Subquery) and isinstance(inner.this, exp.Select):
+        alias = inner.alias
+        inner.this.append("expressions", exp.Alias(this=renderer.raw(STUDENT, column), alias=renderer.ident("k")))
+        query.append("expressions", renderer.raw(alias, "k"))
+    else:
+        query.append("expressions", exp.Alias(this=renderer.raw(STUDENT, column), alias=renderer.ident("k")))
 
 
 def _chain(first: Any, second: Any) -> Any:
