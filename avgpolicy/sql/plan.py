@@ -191,13 +191,13 @@ class Plan:
         _select_key(query, renderer, self._columns(columns)[key_ref])
         fetched = execute(connection, dialect, query.sql(dialect=dialect), renderer.params)
         keys = [row[-1] for row in fetched]
-        rows = self._rows([tuple(row)[:-1] for row in fetched], outputs, dialect, aligned=True)
-        return export._plan_rows(self, keys, rows)
+        return export._plan_rows(self, keys, self._rows(fetched, outputs, dialect, aligned=True))
 
     def _rows(self, fetched: Any, outputs: list[Output], dialect: str,
               aligned: bool = False) -> list[dict[str, Any]]:
-        """``filter``'s rows from the fetched tuples; ``aligned``: one entry per fetched tuple, an
-        empty dict for a tuple with nothing to send (so that the key column still matches)."""
+        """``filter``'s rows from the fetched tuples; ``aligned``: each tuple ends with the key column
+        (not in the row) and there is one row per tuple, an empty dict for a tuple with nothing to
+        send (so that the keys still match the rows)."""
         refs = [o.ref for o in outputs]
         converters: list[Any] = [None] * len(outputs)
         for i, o in enumerate(outputs):
@@ -208,8 +208,10 @@ class Plan:
                 pseudonym = self.policy._pseudonym_function(self.partner, o.ref)
                 convert = pseudonym if convert is None else _chain(convert, pseudonym)
             converters[i] = convert
-        if not aligned and dialect != "spark" and len(set(refs)) == len(refs) and not any(converters):
+        if dialect != "spark" and len(set(refs)) == len(refs) and not any(converters):
             # one comprehension (the query keeps only rows with a value to send; ``if out`` is a guard)
+            if aligned:  # zip stops before the key column
+                return [{ref: v for ref, v in zip(refs, row, strict=False) if v is not None} for row in fetched]
             rows = ({ref: v for ref, v in zip(refs, row, strict=True) if v is not None} for row in fetched)
             return [out for out in rows if out]
         spec = list(zip(refs, converters, strict=True))
@@ -217,7 +219,7 @@ class Plan:
         append = result.append
         for row in fetched:
             out = {}
-            for (ref, convert), v in zip(spec, row, strict=True):
+            for (ref, convert), v in zip(spec, row, strict=not aligned):  # (aligned: the key is left out)
                 if v is None or ref in out:
                     continue
                 if convert is not None:
