@@ -85,14 +85,16 @@ PG_HAND_SETS = PG_HAND.replace("AND leerjaar BETWEEN 3 AND 8",
 REFS = ["leerling.id", "leerling.roepnaam", "leerling.leerjaar", "leerling.geboortedatum"]
 
 
-@pytest.fixture(scope="module")
-def policy() -> avgpolicy.Policy:
-    return avgpolicy.loads(POLICY)
+#: the two requests timed: the plain one, and set membership ("plusklas" in lesgroepen) on a
+#: VARCHAR[] / text[] column; each with its hand-written query on DuckDB and on PostgreSQL
+VARIANTS = {"plain": (POLICY, HAND, PG_HAND), "sets": (POLICY_SETS, HAND_SETS, PG_HAND_SETS)}
 
 
-@pytest.fixture(scope="module")
-def policy_sets() -> avgpolicy.Policy:
-    return avgpolicy.loads(POLICY_SETS)
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def variant(request: pytest.FixtureRequest) -> tuple[avgpolicy.Policy, str, str]:
+    """(policy, DuckDB hand-written query, PostgreSQL hand-written query) of one variant."""
+    text, hand, pg_hand = VARIANTS[request.param]
+    return avgpolicy.loads(text), hand, pg_hand
 
 
 def fetch_and_filter(cursor_rows: Any, policy: avgpolicy.Policy) -> list[dict[str, Any]]:
@@ -116,22 +118,23 @@ def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
     assert sorted(a, key=key) == sorted(b, key=key)
 
 
-def test_duckdb_plan_run(benchmark: Any, duck: Any, policy: avgpolicy.Policy) -> None:
+def test_duckdb_plan_run(benchmark: Any, duck: Any, variant: tuple[avgpolicy.Policy, str, str]) -> None:
+    policy, hand, _ = variant
     plan = policy.plan("snappet", "leermiddelen", FIELDS, at=AT)
-    _same(plan.run(duck, table="leerling"), hand_rows(duck.execute(HAND).fetchall()))
+    _same(plan.run(duck, table="leerling"), hand_rows(duck.execute(hand).fetchall()))
     benchmark.pedantic(lambda: plan.run(duck, table="leerling"), rounds=5, iterations=1)
 
 
-def test_duckdb_hand_written(benchmark: Any, duck: Any) -> None:
-    benchmark.pedantic(lambda: hand_rows(duck.execute(HAND).fetchall()), rounds=5, iterations=1)
+def test_duckdb_hand_written(benchmark: Any, duck: Any, variant: tuple[avgpolicy.Policy, str, str]) -> None:
+    _, hand, _ = variant
+    benchmark.pedantic(lambda: hand_rows(duck.execute(hand).fetchall()), rounds=5, iterations=1)
 
 
-def test_duckdb_fetch_all_and_filter(benchmark: Any, duck: Any, policy: avgpolicy.Policy) -> None:
-    cols = ", ".join(COLUMNS)
-    _same(fetch_and_filter(duck.execute(f"SELECT {cols} FROM leerling").fetchall(), policy),
-          hand_rows(duck.execute(HAND).fetchall()))
-    benchmark.pedantic(lambda: fetch_and_filter(duck.execute(f"SELECT {cols} FROM leerling").fetchall(), policy),
-                       rounds=3, iterations=1)
+def test_duckdb_fetch_all_and_filter(benchmark: Any, duck: Any, variant: tuple[avgpolicy.Policy, str, str]) -> None:
+    policy, hand, _ = variant
+    sql = f"SELECT {', '.join(COLUMNS)} FROM leerling"
+    _same(fetch_and_filter(duck.execute(sql).fetchall(), policy), hand_rows(duck.execute(hand).fetchall()))
+    benchmark.pedantic(lambda: fetch_and_filter(duck.execute(sql).fetchall(), policy), rounds=3, iterations=1)
 
 
 @pytest.fixture(scope="module")
@@ -155,56 +158,23 @@ def _pg_fetch(conn: Any, sql: str) -> list[Any]:
         return cur.fetchall()
 
 
-def test_postgres_plan_run(benchmark: Any, pg: Any, policy: avgpolicy.Policy) -> None:
+def test_postgres_plan_run(benchmark: Any, pg: Any, variant: tuple[avgpolicy.Policy, str, str]) -> None:
+    policy, _, pg_hand = variant
     plan = policy.plan("snappet", "leermiddelen", FIELDS, at=AT)
-    _same(plan.run(pg, table=PG_TABLE), hand_rows(_pg_fetch(pg, PG_HAND)))
+    _same(plan.run(pg, table=PG_TABLE), hand_rows(_pg_fetch(pg, pg_hand)))
     benchmark.pedantic(lambda: plan.run(pg, table=PG_TABLE), rounds=5, iterations=1)
 
 
-def test_postgres_hand_written(benchmark: Any, pg: Any) -> None:
-    benchmark.pedantic(lambda: hand_rows(_pg_fetch(pg, PG_HAND)), rounds=5, iterations=1)
+def test_postgres_hand_written(benchmark: Any, pg: Any, variant: tuple[avgpolicy.Policy, str, str]) -> None:
+    _, _, pg_hand = variant
+    benchmark.pedantic(lambda: hand_rows(_pg_fetch(pg, pg_hand)), rounds=5, iterations=1)
 
 
-def test_postgres_fetch_all_and_filter(benchmark: Any, pg: Any, policy: avgpolicy.Policy) -> None:
+def test_postgres_fetch_all_and_filter(benchmark: Any, pg: Any, variant: tuple[avgpolicy.Policy, str, str]) -> None:
+    policy, _, pg_hand = variant
     sql = f"SELECT {', '.join(COLUMNS)} FROM {PG_TABLE}"
+    _same(fetch_and_filter(_pg_fetch(pg, sql), policy), hand_rows(_pg_fetch(pg, pg_hand)))
     benchmark.pedantic(lambda: fetch_and_filter(_pg_fetch(pg, sql), policy), rounds=3, iterations=1)
-
-
-# ---------------------------------------------------------------------------
-# Set membership ("plusklas" in lesgroepen): a VARCHAR[] / text[] column
-
-def test_duckdb_sets_plan_run(benchmark: Any, duck: Any, policy_sets: avgpolicy.Policy) -> None:
-    plan = policy_sets.plan("snappet", "leermiddelen", FIELDS, at=AT)
-    _same(plan.run(duck, table="leerling"), hand_rows(duck.execute(HAND_SETS).fetchall()))
-    benchmark.pedantic(lambda: plan.run(duck, table="leerling"), rounds=5, iterations=1)
-
-
-def test_duckdb_sets_hand_written(benchmark: Any, duck: Any) -> None:
-    benchmark.pedantic(lambda: hand_rows(duck.execute(HAND_SETS).fetchall()), rounds=5, iterations=1)
-
-
-def test_duckdb_sets_fetch_all_and_filter(benchmark: Any, duck: Any, policy_sets: avgpolicy.Policy) -> None:
-    cols = ", ".join(COLUMNS)
-    _same(fetch_and_filter(duck.execute(f"SELECT {cols} FROM leerling").fetchall(), policy_sets),
-          hand_rows(duck.execute(HAND_SETS).fetchall()))
-    benchmark.pedantic(lambda: fetch_and_filter(duck.execute(f"SELECT {cols} FROM leerling").fetchall(),
-                                                policy_sets), rounds=3, iterations=1)
-
-
-def test_postgres_sets_plan_run(benchmark: Any, pg: Any, policy_sets: avgpolicy.Policy) -> None:
-    plan = policy_sets.plan("snappet", "leermiddelen", FIELDS, at=AT)
-    _same(plan.run(pg, table=PG_TABLE), hand_rows(_pg_fetch(pg, PG_HAND_SETS)))
-    benchmark.pedantic(lambda: plan.run(pg, table=PG_TABLE), rounds=5, iterations=1)
-
-
-def test_postgres_sets_hand_written(benchmark: Any, pg: Any) -> None:
-    benchmark.pedantic(lambda: hand_rows(_pg_fetch(pg, PG_HAND_SETS)), rounds=5, iterations=1)
-
-
-def test_postgres_sets_fetch_all_and_filter(benchmark: Any, pg: Any, policy_sets: avgpolicy.Policy) -> None:
-    sql = f"SELECT {', '.join(COLUMNS)} FROM {PG_TABLE}"
-    _same(fetch_and_filter(_pg_fetch(pg, sql), policy_sets), hand_rows(_pg_fetch(pg, PG_HAND_SETS)))
-    benchmark.pedantic(lambda: fetch_and_filter(_pg_fetch(pg, sql), policy_sets), rounds=3, iterations=1)
 
 
 # ---------------------------------------------------------------------------
@@ -217,7 +187,8 @@ def _interleaved(rounds: int) -> None:
     duck = duckdb.connect()
     duck.execute(GENERATE.format(n=1_000_000))
     cols = ", ".join(COLUMNS)
-    for name, text, hand in [("duckdb", POLICY, HAND), ("duckdb sets", POLICY_SETS, HAND_SETS)]:
+    for name, (text, hand, _) in VARIANTS.items():
+        name = "duckdb" if name == "plain" else f"duckdb {name}"
         pol = avgpolicy.loads(text)
         plan = pol.plan("snappet", "leermiddelen", FIELDS, at=AT)
         variants[name] = {
@@ -233,7 +204,8 @@ def _interleaved(rounds: int) -> None:
         pg.execute(PG_GENERATE.format(n=100_000))
         pg.execute(f"ANALYZE {PG_TABLE}")
         sql = f"SELECT {cols} FROM {PG_TABLE}"
-        for name, text, hand in [("postgres", POLICY, PG_HAND), ("postgres sets", POLICY_SETS, PG_HAND_SETS)]:
+        for name, (text, _, hand) in VARIANTS.items():
+            name = "postgres" if name == "plain" else f"postgres {name}"
             pol = avgpolicy.loads(text)
             plan = pol.plan("snappet", "leermiddelen", FIELDS, at=AT)
             variants[name] = {
