@@ -322,17 +322,19 @@ def _key_field(policy: Policy) -> tuple[str, str]:
     return name, subject[name].type
 
 
-def _integral_key(value: Any) -> int | None:
-    """An int key from an integral number that is not a bool (a numpy int64, say), as ``filter`` reads an
-    int field; None when it is not one (the student is then left out of the export, never sent)."""
-    cls = type(value)
-    try:
-        if value is None or issubclass(cls, (bool, str, bytes, float, complex)) or cls.__name__ in ("bool_", "bool"):
-            return None
-        out = cls.__index__(value)  # the type's own __index__: an exact int or nothing
-    except Exception:
-        return None
-    return out if type(out) is int else None
+def _usable_key(value: Any, student: Any, name: str, types: tuple[type, ...], left: Counter[str]) -> Any:
+    """The key of a student whose key failed the inline exact-type check (the rows' loops check
+    ``str``/``int`` exactly first): for an int key field an integral number that is not a bool, read
+    as ``filter`` reads an int field (a numpy int64 becomes its int); else None, counted in ``left``
+    by why (the student is then left out of the export, never sent)."""
+    if int in types:
+        from ..runtime import to_int
+
+        key = to_int(value)
+        if key is not None:
+            return key
+    left[_why_no_key(student, name, types)] += 1
+    return None
 
 
 def _why_no_key(student: Any, name: str, types: tuple[type, ...]) -> str:
@@ -492,9 +494,8 @@ class Export:
                     k = s.get(name) if type(s) is dict else _read_key(s, name)
                     t = type(k)
                     if not ((accept_str and k and not k.isspace()) if t is str else (t is int and accept_int)):
-                        k = _integral_key(k) if accept_int else None
+                        k = _usable_key(k, s, name, types, left)
                         if k is None:
-                            left[_why_no_key(s, name, types)] += 1
                             continue
                     if unseen and not unseen.isdisjoint(row) and not first(s, row):
                         continue
@@ -517,9 +518,8 @@ class Export:
                 k = s.get(name) if type(s) is dict else _read_key(s, name)
                 t = type(k)
                 if not ((accept_str and k and not k.isspace()) if t is str else (t is int and accept_int)):
-                    k = _integral_key(k) if accept_int else None
+                    k = _usable_key(k, s, name, types, left)
                     if k is None:
-                        left[_why_no_key(s, name, types)] += 1
                         continue
                 if unseen and not unseen.isdisjoint(row) and not first(s, row):
                     continue
@@ -593,9 +593,8 @@ class Export:
                 continue  # nothing to send (a pseudonym that came out None): not released
             t = type(k)
             if not ((accept_str and k and not k.isspace()) if t is str else (t is int and accept_int)):
-                raw, k = k, _integral_key(k) if accept_int else None
+                k = _usable_key(k, {name: k}, name, types, left)
                 if k is None:
-                    left[_why_no_key({name: raw}, name, types)] += 1
                     continue
             sent.append(k)
             out.append(row)
