@@ -132,6 +132,12 @@ def _bench(case: str, size: int, engine: str, seconds: float, units: int) -> dic
             "stats": {"min": seconds, "median": seconds, "mean": seconds}}
 
 
+def _interleaved(case: str, size: int, per_unit: dict[str, float]) -> dict[str, object]:
+    """An interleaved benchmark's entry: its per-unit times by ``measure@size`` in ``extra_info``."""
+    return {"extra_info": {"case": case, "size": size, "engine": "all", "units": 1, "per_unit": per_unit},
+            "stats": {"min": 1.0, "median": 1.0, "mean": 1.0}}
+
+
 def test_report_divides_by_units_and_judges_against_targets(tmp_path) -> None:  # type: ignore[no-untyped-def]
     data = {"benchmarks": [
         _bench("compiled lesmateriaal", 100, "avgpolicy", 2e-3, 1000),
@@ -139,9 +145,7 @@ def test_report_divides_by_units_and_judges_against_targets(tmp_path) -> None:  
         _bench("latency decide", 10, "avgpolicy", 3e-3, 1000),
         _bench("latency decide", 10_000, "avgpolicy", 3.3e-3, 1000),
         _bench("cedar decision", 10, "cedar", 0.6, 1000),
-        {"extra_info": {"case": "interleaved", "size": 100, "engine": "all", "units": 1,
-                        "per_unit": {"compiled lesmateriaal@100": 1.2e-6, "baseline lesmateriaal@100": 1e-6}},
-         "stats": {"min": 1.0, "median": 1.0, "mean": 1.0}},
+        _interleaved("interleaved", 100, {"compiled lesmateriaal@100": 1.2e-6, "baseline lesmateriaal@100": 1e-6}),
     ], "machine_info": {}, "commit_info": {}}
     path = tmp_path / "run.json"
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -162,9 +166,8 @@ def test_report_write_keeps_hand_sections_and_adds_compile_rows(tmp_path) -> Non
     data = {"benchmarks": [
         _bench("first compiled decision", 60, "avgpolicy", 2e-3, 1),
         _bench("interpreted decision", 60, "interpreter", 4e-4, 1),
-        {"extra_info": {"case": "compile interleaved", "size": 0, "engine": "all", "units": 1,
-                        "per_unit": {"first compiled decision@60": 1.8e-3, "interpreted decision@60": 3e-4}},
-         "stats": {"min": 1.0, "median": 1.0, "mean": 1.0}},
+        _interleaved("compile interleaved", 0,
+                     {"first compiled decision@60": 1.8e-3, "interpreted decision@60": 3e-4}),
     ], "machine_info": {}, "commit_info": {}}
     path = tmp_path / "run.json"
     path.write_text(json.dumps(data), encoding="utf-8")
