@@ -227,12 +227,8 @@ def field_value(value: Any, field_type: str, zone: ZoneInfo | None) -> tuple[boo
         return is_str_set(value), value
     if type(value) is _GUARDS.get(field_type):
         return True, value
-    if field_type == "int":
-        converted: Any = to_int(value)
-    elif field_type == "date":
-        converted = to_date(value, zone)
-    else:
-        return False, value
+    convert = converter(field_type, zone)
+    converted = convert(value) if convert is not None else None
     return (False, value) if converted is None else (True, converted)
 
 
