@@ -42,7 +42,6 @@ import ast
 import bisect
 import copy
 import datetime
-import functools
 import itertools
 import linecache
 import threading
@@ -941,7 +940,7 @@ class _Request:
             "__builtins__": {}, "_type": type, "_str": str, "_int": int, "_bool": bool, "_date": datetime.date,
             "_dict": dict, "_record": rt.as_record, "_age": rt.age_function(zone), "_strset": rt.is_str_set,
             "_consent": rt.consent_status, "_decision": self.lookup, "_zone": zone,
-            "_cint": rt.to_int, "_cdate": functools.partial(rt.to_date, zone=zone),
+            "_cint": rt.converter("int", zone), "_cdate": rt.converter("date", zone),
             "_miss": self.missing_spec, "_cspec": self.consent_spec}
         self.types = rt.attribute_types(model.catalogue.subject_fields)
         self._dynamic: dict[Any, int] = {}
