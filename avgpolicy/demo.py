@@ -665,9 +665,11 @@ _TRANSFORM_WORDS = {"pseudonym": "as a pseudonym", "year": "only the year"}
 def _field_words(model: Any, partner: str, purpose: str, ref: str, subject: str) -> str:
     """A field as the summary names it: the student's own by name, others as dataset.field, with the
     transform the permits apply ("id (as a pseudonym)"), so nobody reads that the raw value goes out."""
+    from .runtime import covers
+
     name = ref.split(".", 1)[1] if ref.startswith(subject + ".") else ref
-    transforms = {g.transform for r in model.rules if r.effect == "permit" and r.partners.matches(partner)
-                  and r.purposes.matches(purpose) for g in [r.grant_for(ref)] if g is not None}
+    transforms = {r.grant_for(ref).transform for r in model.rules  # type: ignore[union-attr]
+                  if r.effect == "permit" and covers(r, partner, purpose, ref)}
     words = [_TRANSFORM_WORDS[t] for t in sorted(t for t in transforms if t)]
     if not words:
         return name
